@@ -1,0 +1,74 @@
+#include "common/bench_util.h"
+
+#include "build_info.h"
+#include "common/device_info.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace qb::cuda {
+
+void check_or_die(cudaError_t err, const char *what) {
+    if (err == cudaSuccess) return;
+    std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(err));
+    std::exit(1);
+}
+
+l2_flusher::l2_flusher() {
+    int device = 0, l2 = 0;
+    check_or_die(cudaGetDevice(&device), "cudaGetDevice");
+    check_or_die(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device), "L2 size");
+    bytes_ = static_cast<size_t>(l2) * 2;
+    check_or_die(cudaMalloc(&buffer_, bytes_), "cudaMalloc(L2 flush buffer)");
+}
+
+l2_flusher::~l2_flusher() { cudaFree(buffer_); }
+
+void l2_flusher::flush(cudaStream_t stream) { check_or_die(cudaMemsetAsync(buffer_, 0, bytes_, stream), "L2 flush"); }
+
+void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, bool cold_l2, const std::function<void()> &launch) {
+    static l2_flusher *flusher = new l2_flusher(); // one per process, never freed before exit
+    cudaEvent_t start, stop;
+    check_or_die(cudaEventCreate(&start), "cudaEventCreate");
+    check_or_die(cudaEventCreate(&stop), "cudaEventCreate");
+    for (int i = 0; i < 3; ++i) launch(); // warm-up: module load, clocks, cuBLAS heuristics
+    check_or_die(cudaStreamSynchronize(stream), "warm-up");
+    for (auto _ : state) {
+        if (cold_l2) flusher->flush(stream);
+        check_or_die(cudaEventRecord(start, stream), "cudaEventRecord");
+        launch();
+        check_or_die(cudaEventRecord(stop, stream), "cudaEventRecord");
+        check_or_die(cudaEventSynchronize(stop), "cudaEventSynchronize");
+        check_or_die(cudaGetLastError(), "kernel launch");
+        float ms = 0;
+        check_or_die(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+        state.SetIterationTime(double(ms) / 1e3);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+}
+
+void add_benchmark_context(const std::string &l2_policy) {
+    auto env = query_cuda_environment();
+    benchmark::AddCustomContext("qbench_git", QBENCH_GIT_DESCRIBE);
+    benchmark::AddCustomContext("l2_policy", l2_policy);
+    benchmark::AddCustomContext("cuda_runtime", std::to_string(env.runtime_version));
+    benchmark::AddCustomContext("cublas", std::to_string(env.cublas_version));
+    if (env.gpus.empty()) {
+        benchmark::AddCustomContext("gpu", "none: " + env.error);
+        return;
+    }
+    const auto &g = env.gpus.front();
+    benchmark::AddCustomContext("gpu", g.name);
+    benchmark::AddCustomContext("gpu_uuid", g.uuid);
+    benchmark::AddCustomContext("gpu_sm", std::to_string(g.cc_major) + "." + std::to_string(g.cc_minor));
+    benchmark::AddCustomContext("gpu_sm_count", std::to_string(g.sm_count));
+    benchmark::AddCustomContext("gpu_l2_bytes", std::to_string(g.l2_bytes));
+    benchmark::AddCustomContext("driver", g.driver);
+    benchmark::AddCustomContext("sm_clock_mhz", std::to_string(g.sm_clock_mhz));
+    benchmark::AddCustomContext("sm_clock_max_mhz", std::to_string(g.sm_clock_max_mhz));
+    benchmark::AddCustomContext("mem_clock_mhz", std::to_string(g.mem_clock_mhz));
+}
+
+} // namespace qb::cuda

@@ -1,0 +1,35 @@
+// Shared pieces of the Google Benchmark binaries: CUDA-event timing with a cold L2 (an L2-sized
+// memset between timed launches, so weights of 7B/13B shapes are not served from the 50 MB L2),
+// and the run context every JSON carries (GPU, driver, clocks, commit).
+#pragma once
+#include <benchmark/benchmark.h>
+#include <cuda_runtime.h>
+
+#include <functional>
+#include <string>
+
+namespace qb::cuda {
+
+class l2_flusher {
+public:
+    l2_flusher();
+    ~l2_flusher();
+    void flush(cudaStream_t stream); // writes 2x the L2 size: every resident line is evicted
+    size_t bytes() const { return bytes_; }
+
+private:
+    void *buffer_ = nullptr;
+    size_t bytes_ = 0;
+};
+
+// Times `launch` once per benchmark iteration with CUDA events; flushes L2 before each launch
+// when `cold_l2` (outside the timed region). Reports manual time in seconds.
+void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, bool cold_l2, const std::function<void()> &launch);
+
+// Adds gpu, driver, sm clocks, L2 policy and the git revision to the benchmark JSON context.
+void add_benchmark_context(const std::string &l2_policy);
+
+// Aborts the benchmark binary with a message when a CUDA call fails outside a benchmark.
+void check_or_die(cudaError_t err, const char *what);
+
+} // namespace qb::cuda

@@ -1,0 +1,34 @@
+// What GPU a number was measured on: name, UUID, SMs, memory, clocks, driver and CUDA versions.
+// Torch-free; compiled only with CUDA. NVML is opened with dlopen at run time, so a build machine
+// without a driver links fine and a GPU machine reports the driver version and clocks.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace qb::cuda {
+
+struct gpu_info {
+    int index = 0;
+    std::string name;          // "NVIDIA H100 80GB HBM3"
+    std::string uuid;          // "GPU-xxxxxxxx-..."
+    int cc_major = 0, cc_minor = 0;
+    int sm_count = 0;
+    long long memory_bytes = 0;
+    long long l2_bytes = 0;
+    std::string driver;        // "580.159" (NVML), "" if NVML is unavailable
+    int sm_clock_mhz = -1;     // current (NVML), -1 unknown
+    int sm_clock_max_mhz = -1;
+    int mem_clock_mhz = -1;
+};
+
+struct cuda_environment {
+    int runtime_version = 0;   // cudaRuntimeGetVersion, e.g. 13000
+    int driver_api_version = 0; // cudaDriverGetVersion (0 when no driver is installed)
+    int cublas_version = 0;    // cublasGetProperty major*10000+minor*100+patch
+    std::vector<gpu_info> gpus;
+    std::string error;         // why no GPU was found ("no CUDA-capable device", ...)
+};
+
+cuda_environment query_cuda_environment();
+
+} // namespace qb::cuda
