@@ -1,0 +1,32 @@
+// Kernel back-ends: bind each (possibly quantized) decoder linear to the code that executes it.
+// supports() answers, before anything runs, why a layer cannot run here; the harness records
+// that as a skip with the reason instead of crashing.
+#pragma once
+#include "core/json.h"
+#include "core/registry.h"
+#include "core/status.h"
+#include "model/llama.h"
+
+#include <functional>
+#include <memory>
+
+namespace qb {
+
+class backend {
+public:
+    virtual ~backend() = default;
+    virtual status supports(const linear_layer &layer, at::Device device, at::ScalarType dtype) const = 0;
+    virtual std::shared_ptr<const linear_runtime> bind(const linear_layer &layer, at::ScalarType dtype) const = 0;
+};
+
+struct backend_entry {
+    component_info info;
+    std::function<std::unique_ptr<backend>(const json &options)> create;
+};
+
+const registry<backend_entry> &backends();
+
+// Factories of the registered back-ends (one file each).
+std::unique_ptr<backend> make_torch_ref_backend(const json &options);
+
+} // namespace qb

@@ -1,0 +1,39 @@
+#include "model/formats.h"
+
+#include "core/log.h"
+#include "core/sha256.h"
+
+namespace qb {
+namespace {
+
+loaded_model load_synthetic(const json &options, const model_load_context &ctx) {
+    std::filesystem::path file;
+    llama_config config = llama_config_find(options["config"], ctx.config_dir, &file);
+    const uint64_t seed = options["seed"];
+    log_info("model: synthetic {} ({:.3g} M parameters, seed {}) on {} in {}", config.name, config.total_parameters() / 1e6, seed,
+             ctx.device.str(), dtype_name(ctx.dtype));
+    loaded_model out{llama_make_synthetic(config, seed, ctx.dtype, ctx.device), json::object()};
+    // The architecture file is an input like a weight file: its hash pins the shape.
+    out.inputs["model_config"] = {{"path", file.string()}, {"sha256", sha256_file_hex(file)}, {"config", config.to_json()}};
+    return out;
+}
+
+} // namespace
+
+const registry<model_format_entry> &model_formats() {
+    static const registry<model_format_entry> r(
+        component_kind::model_format,
+        {
+            {{"synthetic",
+              "seeded random LLaMA weights for any architecture in configs/models/ (latency work, tests; no real text)",
+              {
+                  {"name", option_type::string, "", "display name (default: the config name)"},
+                  {"config", option_type::string, json(), "architecture: a file name in configs/models/ without .yaml"},
+                  {"seed", option_type::integer, 0, "seed of the weights", 0, 9007199254740991.0},
+              }},
+             load_synthetic},
+        });
+    return r;
+}
+
+} // namespace qb

@@ -1,0 +1,164 @@
+#include "model/llama.h"
+
+#include "core/error.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace qb {
+
+at::ScalarType dtype_from_name(const std::string &name) {
+    if (name == "fp32") return at::kFloat;
+    if (name == "fp16") return at::kHalf;
+    if (name == "bf16") return at::kBFloat16;
+    fail("unknown dtype '{}' (expected fp32, fp16 or bf16)", name);
+}
+
+const char *dtype_name(at::ScalarType dtype) {
+    switch (dtype) {
+    case at::kFloat: return "fp32";
+    case at::kHalf: return "fp16";
+    case at::kBFloat16: return "bf16";
+    default: return "other";
+    }
+}
+
+at::Tensor quantized_weight::dequantize() const {
+    const int64_t n = q.size(0), k = q.size(1);
+    const int64_t g = group_size == 0 ? k : group_size;
+    auto qf = q.to(at::kFloat).view({n, k / g, g});
+    auto s = scales.to(at::kFloat).view({n, k / g, 1});
+    if (zero_points.defined()) qf = qf - zero_points.to(at::kFloat).view({n, k / g, 1});
+    return (qf * s).view({n, k});
+}
+
+at::Tensor linear_layer::forward(const at::Tensor &x) const {
+    if (runtime) return runtime->forward(x);
+    return at::linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
+}
+
+namespace {
+
+at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &gain, double eps) {
+    // Computed in fp32 as the reference implementations do, then cast back.
+    auto xf = x.to(at::kFloat);
+    auto normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps);
+    return (normed * gain.to(at::kFloat)).to(x.scalar_type());
+}
+
+// cos/sin tables [T, head_dim/2] for positions 0..T-1.
+std::pair<at::Tensor, at::Tensor> rope_tables(const llama_config &c, int64_t t, at::Device device) {
+    const int64_t half = c.head_dim() / 2;
+    auto idx = at::arange(half, at::TensorOptions().dtype(at::kDouble));
+    auto inv_freq = at::pow(c.rope_theta, -2.0 * idx / double(c.head_dim()));
+    auto pos = at::arange(t, at::TensorOptions().dtype(at::kDouble));
+    auto angles = at::outer(pos, inv_freq).to(at::kFloat).to(device); // [T, half]
+    return {at::cos(angles), at::sin(angles)};
+}
+
+// x [B, H, T, D]
+at::Tensor apply_rope(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, rope_style style) {
+    auto xf = x.to(at::kFloat);
+    const int64_t d = x.size(-1);
+    at::Tensor a, b;
+    if (style == rope_style::half_split) {
+        a = xf.narrow(-1, 0, d / 2);
+        b = xf.narrow(-1, d / 2, d / 2);
+    } else {
+        auto pairs = xf.unflatten(-1, {d / 2, 2});
+        a = pairs.select(-1, 0);
+        b = pairs.select(-1, 1);
+    }
+    auto ra = a * cos - b * sin;
+    auto rb = a * sin + b * cos;
+    at::Tensor out = style == rope_style::half_split ? at::cat({ra, rb}, -1) : at::stack({ra, rb}, -1).flatten(-2);
+    return out.to(x.scalar_type());
+}
+
+} // namespace
+
+at::Tensor llama_model::forward(const at::Tensor &tokens) const {
+    TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, seq], got ", tokens.sizes());
+    const int64_t bsz = tokens.size(0), t = tokens.size(1);
+    const auto &c = config;
+    const int64_t hd = c.head_dim();
+    auto h = at::embedding(tok_embeddings, tokens.to(tok_embeddings.device())); // [B, T, dim]
+    auto [cos, sin] = rope_tables(c, t, h.device());
+    for (const auto &layer : layers) {
+        auto x = rms_norm(h, layer.attn_norm, c.norm_eps);
+        auto q = layer.q_proj.forward(x).view({bsz, t, c.n_heads, hd}).transpose(1, 2);     // [B, H, T, D]
+        auto k = layer.k_proj.forward(x).view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2);  // [B, Hkv, T, D]
+        auto v = layer.v_proj.forward(x).view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2);  // [B, Hkv, T, D]
+        q = apply_rope(q, cos, sin, c.rope);
+        k = apply_rope(k, cos, sin, c.rope);
+        if (c.n_kv_heads != c.n_heads) {
+            const int64_t rep = c.n_heads / c.n_kv_heads;
+            k = k.repeat_interleave(rep, 1);
+            v = v.repeat_interleave(rep, 1);
+        }
+        auto attn = at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/true); // [B, H, T, D]
+        attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
+        h = h + layer.o_proj.forward(attn);
+        auto y = rms_norm(h, layer.ffn_norm, c.norm_eps);
+        auto gated = at::silu(layer.gate_proj.forward(y)) * layer.up_proj.forward(y);
+        h = h + layer.down_proj.forward(gated);
+    }
+    h = rms_norm(h, final_norm, c.norm_eps);
+    return at::linear(h, lm_head).to(at::kFloat); // [B, T, vocab]
+}
+
+std::vector<linear_layer *> llama_model::linears() {
+    std::vector<linear_layer *> out;
+    for (auto &l : layers)
+        for (auto *p : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj}) out.push_back(p);
+    return out;
+}
+
+std::vector<const linear_layer *> llama_model::linears() const {
+    std::vector<const linear_layer *> out;
+    for (auto *p : const_cast<llama_model *>(this)->linears()) out.push_back(p);
+    return out;
+}
+
+at::Device llama_model::device() const { return tok_embeddings.device(); }
+at::ScalarType llama_model::dtype() const { return tok_embeddings.scalar_type(); }
+
+llama_model llama_make_synthetic(const llama_config &config, uint64_t seed, at::ScalarType dtype, at::Device device) {
+    config.validate();
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    auto cpu = at::TensorOptions().dtype(at::kFloat);
+    auto to_model = [&](at::Tensor t) { return t.to(device, dtype); };
+    auto matrix = [&](int64_t n, int64_t k) { return to_model(at::normal(0.0, 1.0 / std::sqrt(double(k)), {n, k}, gen, cpu)); };
+    auto gain = [&](int64_t n) { return to_model(1.0 + at::normal(0.0, 0.1, {n}, gen, cpu)); };
+    auto make_linear = [&](const std::string &name, int64_t n, int64_t k, bool bias) {
+        linear_layer l;
+        l.name = name;
+        l.weight = matrix(n, k);
+        if (bias) l.bias = to_model(at::normal(0.0, 0.02, {n}, gen, cpu));
+        return l;
+    };
+
+    llama_model m;
+    m.config = config;
+    m.tok_embeddings = to_model(at::normal(0.0, 1.0, {config.vocab_size, config.dim}, gen, cpu));
+    for (int64_t i = 0; i < config.n_layers; ++i) {
+        const std::string p = "layers." + std::to_string(i) + ".";
+        decoder_layer l;
+        l.attn_norm = gain(config.dim);
+        l.ffn_norm = gain(config.dim);
+        l.q_proj = make_linear(p + "self_attn.q_proj", config.dim, config.dim, config.qkv_bias);
+        l.k_proj = make_linear(p + "self_attn.k_proj", config.kv_dim(), config.dim, config.qkv_bias);
+        l.v_proj = make_linear(p + "self_attn.v_proj", config.kv_dim(), config.dim, config.qkv_bias);
+        l.o_proj = make_linear(p + "self_attn.o_proj", config.dim, config.dim, false);
+        l.gate_proj = make_linear(p + "mlp.gate_proj", config.hidden_dim, config.dim, false);
+        l.up_proj = make_linear(p + "mlp.up_proj", config.hidden_dim, config.dim, false);
+        l.down_proj = make_linear(p + "mlp.down_proj", config.dim, config.hidden_dim, false);
+        m.layers.push_back(std::move(l));
+    }
+    m.final_norm = gain(config.dim);
+    m.lm_head = config.tied_embeddings ? m.tok_embeddings : matrix(config.vocab_size, config.dim);
+    return m;
+}
+
+} // namespace qb

@@ -1,0 +1,77 @@
+// LLaMA-family decoder on LibTorch tensors (no torch::nn modules: plain tensors keep compile
+// times short and make every decoder linear an explicit, replaceable object).
+#pragma once
+#include "model/llama_config.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qb {
+
+// How a linear layer computes y = x W^T (+ b) once a back-end has bound it; quantized layers
+// hold whatever packed form their back-end needs.
+struct linear_runtime {
+    virtual ~linear_runtime() = default;
+    virtual at::Tensor forward(const at::Tensor &x) const = 0; // x [..., K] -> [..., N]
+    virtual std::string describe() const = 0;
+};
+
+// Integer weights with per-group scales: w ≈ (q - zero) * scale, groups along K.
+struct quantized_weight {
+    at::Tensor q;           // [N, K] int8 container of the integer values (packed storage comes with issue 5)
+    at::Tensor scales;      // [N, K / group] fp32
+    at::Tensor zero_points; // [N, K / group] fp32, undefined when symmetric
+    int bits = 8;
+    int64_t group_size = 0; // 0 = one group per output row (per-channel)
+    at::Tensor dequantize() const; // reference dequantization, fp32 [N, K]
+};
+
+struct linear_layer {
+    std::string name;                     // stable: "layers.3.mlp.down_proj"
+    at::Tensor weight;                    // [N, K] full-precision weight (model dtype)
+    at::Tensor bias;                      // [N] or undefined
+    std::optional<quantized_weight> qweight;        // set by a quantizer
+    std::shared_ptr<const linear_runtime> runtime; // set by a back-end; null = dense weight
+
+    int64_t out_features() const { return weight.size(0); }
+    int64_t in_features() const { return weight.size(1); }
+    at::Tensor forward(const at::Tensor &x) const;
+};
+
+struct decoder_layer {
+    at::Tensor attn_norm, ffn_norm; // [dim]
+    linear_layer q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+};
+
+class llama_model {
+public:
+    llama_config config;
+    at::Tensor tok_embeddings; // [vocab, dim]
+    at::Tensor final_norm;     // [dim]
+    at::Tensor lm_head;        // [vocab, dim]; the same tensor as tok_embeddings when tied
+    std::vector<decoder_layer> layers;
+
+    // tokens [B, T] int64 → logits [B, T, vocab] in fp32. Causal prefill from position 0.
+    at::Tensor forward(const at::Tensor &tokens) const;
+
+    // Every decoder linear with its stable name, in execution order.
+    std::vector<linear_layer *> linears();
+    std::vector<const linear_layer *> linears() const;
+    at::Device device() const;
+    at::ScalarType dtype() const;
+};
+
+// Seeded random weights for any shape (latency work, tests). Weights ~ N(0, 1/fan_in) so that
+// activations keep unit scale through depth; norm gains 1 + N(0, 0.1^2); never zero. Generated
+// on the CPU in fp32 from `seed`, so the same seed gives the same model on every machine.
+llama_model llama_make_synthetic(const llama_config &config, uint64_t seed, at::ScalarType dtype, at::Device device);
+
+// Parses "fp32" / "fp16" / "bf16".
+at::ScalarType dtype_from_name(const std::string &name);
+const char *dtype_name(at::ScalarType dtype);
+
+} // namespace qb
