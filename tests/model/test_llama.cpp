@@ -1,0 +1,117 @@
+// The LLaMA forward pass on synthetic weights: determinism, causality, GQA, RoPE conventions.
+#include "model/llama.h"
+#include "test_models.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <doctest/doctest.h>
+
+using namespace qb;
+
+namespace {
+llama_config small_config(int64_t kv_heads = 2) { return test::llama_config_of(64, 96, 2, 4, kv_heads, 50); }
+at::Tensor tokens_for_test(int64_t vocab, int64_t t, uint64_t seed) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    return at::randint(vocab, {2, t}, gen, at::TensorOptions().dtype(at::kLong));
+}
+// Largest |a - b| over all elements.
+double max_diff(const at::Tensor &a, const at::Tensor &b) { return (a - b).abs().max().item<double>(); }
+} // namespace
+
+TEST_SUITE("model") {
+
+TEST_CASE("synthetic weights: the seed decides them, and none are zero") {
+    c10::InferenceMode guard;
+    auto a = llama_make_synthetic(small_config(), 7, at::kFloat, at::kCPU);
+    auto b = llama_make_synthetic(small_config(), 7, at::kFloat, at::kCPU);
+    auto c = llama_make_synthetic(small_config(), 8, at::kFloat, at::kCPU);
+    CHECK(at::equal(a.layers[1].down_proj.weight, b.layers[1].down_proj.weight));
+    CHECK_FALSE(at::equal(a.layers[1].down_proj.weight, c.layers[1].down_proj.weight));
+    for (const auto *l : a.linears()) CHECK_MESSAGE((l->weight != 0).all().item<bool>(), l->name);
+    // Weights ~ N(0, 1/K): the empirical std of a 96x64 matrix is within 10% of 1/8.
+    CHECK(a.layers[0].gate_proj.weight.std().item<double>() == doctest::Approx(0.125).epsilon(0.1));
+}
+
+TEST_CASE("linears have stable names in execution order") {
+    auto m = llama_make_synthetic(small_config(), 0, at::kFloat, at::kCPU);
+    auto ls = m.linears();
+    REQUIRE(ls.size() == 14);
+    CHECK(ls[0]->name == "layers.0.self_attn.q_proj");
+    CHECK(ls[6]->name == "layers.0.mlp.down_proj");
+    CHECK(ls[13]->name == "layers.1.mlp.down_proj");
+    CHECK(ls[1]->out_features() == 32); // k_proj with 2 of 4 heads: kv_dim = 2 * 16
+}
+
+TEST_CASE("forward: shapes, finite values, and causality") {
+    c10::InferenceMode guard;
+    auto m = llama_make_synthetic(small_config(), 1, at::kFloat, at::kCPU);
+    auto tokens = tokens_for_test(50, 12, 3);
+    auto logits = m.forward(tokens);
+    CHECK(logits.sizes() == at::IntArrayRef({2, 12, 50}));
+    CHECK(at::isfinite(logits).all().item<bool>());
+    // Changing the last token must not change any earlier position's logits.
+    auto changed = tokens.clone();
+    changed.index_put_({0, 11}, (tokens.index({0, 11}) + 1) % 50);
+    auto logits2 = m.forward(changed);
+    CHECK(max_diff(logits.narrow(1, 0, 11), logits2.narrow(1, 0, 11)) == 0.0);
+    CHECK(max_diff(logits.narrow(1, 11, 1), logits2.narrow(1, 11, 1)) > 1e-3);
+}
+
+TEST_CASE("grouped-query attention equals multi-head attention with repeated K/V heads") {
+    c10::InferenceMode guard;
+    auto gqa = llama_make_synthetic(small_config(2), 5, at::kFloat, at::kCPU);
+    // Build the equivalent MHA model: each KV head's rows repeated for the query heads that share it.
+    llama_model mha = gqa;
+    mha.config.n_kv_heads = 4;
+    const int64_t hd = gqa.config.head_dim();
+    for (auto &l : mha.layers) {
+        for (auto *p : {&l.k_proj, &l.v_proj}) {
+            auto w = p->weight.view({2, hd, 64});
+            p->weight = w.repeat_interleave(2, 0).reshape({4 * hd, 64});
+        }
+    }
+    auto tokens = tokens_for_test(50, 9, 4);
+    // fp32, same operations up to the head expansion: differences are rounding only.
+    CHECK(max_diff(gqa.forward(tokens), mha.forward(tokens)) < 1e-4);
+}
+
+TEST_CASE("interleaved RoPE equals half-split RoPE after permuting q/k rows") {
+    c10::InferenceMode guard;
+    auto cfg = small_config(4);
+    cfg.rope = rope_style::interleaved;
+    auto inter = llama_make_synthetic(cfg, 9, at::kFloat, at::kCPU);
+    // The permutation llama.cpp/HF conversion applies: within each head, rows (0,1),(2,3),...
+    // (interleaved pairs) become rows (i, i + d/2) (half-split pairs).
+    llama_model half = inter;
+    half.config.rope = rope_style::half_split;
+    const int64_t hd = cfg.head_dim();
+    auto perm = at::cat({at::arange(0, hd, 2), at::arange(1, hd, 2)}); // new row j <- old row perm[j]
+    for (auto &l : half.layers)
+        for (auto *p : {&l.q_proj, &l.k_proj}) {
+            auto w = p->weight.view({-1, hd, cfg.dim});
+            p->weight = w.index_select(1, perm).reshape({-1, cfg.dim});
+        }
+    auto tokens = tokens_for_test(50, 10, 2);
+    CHECK(max_diff(inter.forward(tokens), half.forward(tokens)) < 1e-4);
+}
+
+TEST_CASE("lower precision follows the fp32 model closely") {
+    c10::InferenceMode guard;
+    auto f32 = llama_make_synthetic(small_config(), 2, at::kFloat, at::kCPU);
+    auto bf16 = llama_make_synthetic(small_config(), 2, at::kBFloat16, at::kCPU);
+    auto tokens = tokens_for_test(50, 8, 5);
+    auto a = f32.forward(tokens), b = bf16.forward(tokens);
+    CHECK((b.scalar_type() == at::kFloat)); // logits always come back in fp32
+    // bf16 keeps 8 bits of mantissa (relative rounding 2^-9 per op); over two layers the logits
+    // (scale ~1-5) move by a few percent of their spread, never more than 0.5.
+    CHECK(max_diff(a, b) < 0.5);
+    CHECK(max_diff(a, b) > 0.0);
+}
+
+TEST_CASE("dtype names") {
+    CHECK((dtype_from_name("bf16") == at::kBFloat16));
+    CHECK(std::string(dtype_name(at::kHalf)) == "fp16");
+    CHECK_THROWS(dtype_from_name("fp8"));
+}
+
+} // TEST_SUITE
