@@ -3,7 +3,8 @@
 # run every test suite (cpu and gpu), run the kernel benchmarks, and leave logs and benchmark
 # JSON in $OUT. Usage through the device tool, from the repository root:
 #   scripts/fetch-deps.sh                        # once, on the dev machine
-#   device run --carry .deps -- scripts/gpu-check.sh [--no-bench] [--bench-filter REGEX]
+#   device run --carry .deps -- QBENCH_GIT_COMMIT=<sha> QBENCH_GIT_DIRTY=0|1 scripts/gpu-check.sh [--no-bench] [--bench-filter REGEX]
+# The tree arrives without .git: state the revision (scripts/gpu-command.sh prints the line).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-out}
@@ -51,7 +52,8 @@ grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout|Expected Fail|Unexpected Pa
 grep -hE "MESSAGE|GPU:|worst error|max \|cpu" $build/meson-logs/testlog.txt | head -20
 
 if [ $bench -eq 1 ] && [ -x $build/kernels/common/bench_common ]; then
-  commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  commit=${QBENCH_GIT_COMMIT:-unknown}
+  commit=${commit:0:12}
   $build/kernels/common/bench_common --benchmark_filter="$bench_filter" --benchmark_repetitions=5 \
     --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_common_${commit}.json" --benchmark_out_format=json \
     > "$out/bench_common.txt" 2>&1

@@ -56,8 +56,8 @@ void bench_cublas_f16(benchmark::State &state, int m, int n, int k) {
     };
     qb::cuda::time_cuda_iterations(state, nullptr, true, launch);
     const double bytes = 2.0 * (double(n) * k + double(m) * k + double(m) * n); // weights + activations + output, fp16
-    state.counters["TB/s"] = benchmark::Counter(bytes / 1e12, benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["TFLOP/s"] = benchmark::Counter(2.0 * m * n * k / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["TB"] = benchmark::Counter(bytes / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["TFLOP"] = benchmark::Counter(2.0 * m * n * k / 1e12, benchmark::Counter::kIsIterationInvariantRate);
     cudaFree(a); cudaFree(b); cudaFree(c);
     cublasDestroy(handle);
 }
@@ -73,8 +73,8 @@ void bench_s8_ref(benchmark::State &state, int m, int n, int k) {
     };
     qb::cuda::time_cuda_iterations(state, nullptr, true, launch);
     const double bytes = double(n) * k + double(m) * k + 4.0 * m * n;
-    state.counters["TB/s"] = benchmark::Counter(bytes / 1e12, benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["TOPS"] = benchmark::Counter(2.0 * m * n * k / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["TB"] = benchmark::Counter(bytes / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["TOP"] = benchmark::Counter(2.0 * m * n * k / 1e12, benchmark::Counter::kIsIterationInvariantRate);
     cudaFree(a); cudaFree(b); cudaFree(c);
 }
 

@@ -52,6 +52,7 @@ void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, bool col
 void add_benchmark_context(const std::string &l2_policy) {
     auto env = query_cuda_environment();
     benchmark::AddCustomContext("qbench_git", QBENCH_GIT_DESCRIBE);
+    if (const char *dirty = std::getenv("QBENCH_GIT_DIRTY")) benchmark::AddCustomContext("qbench_git_dirty", dirty);
     benchmark::AddCustomContext("l2_policy", l2_policy);
     benchmark::AddCustomContext("cuda_runtime", std::to_string(env.runtime_version));
     benchmark::AddCustomContext("cublas", std::to_string(env.cublas_version));

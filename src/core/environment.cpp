@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -37,8 +38,18 @@ git_state git_state_of(const std::filesystem::path &dir) {
     g.build_describe = QBENCH_GIT_DESCRIBE;
     const std::string quoted = "'" + dir.string() + "'";
     g.commit = run_capture("git -C " + quoted + " rev-parse HEAD");
-    if (!g.commit.empty())
+    if (!g.commit.empty()) {
         g.dirty = !run_capture("git -C " + quoted + " status --porcelain --untracked-files=no").empty();
+        g.source = "git";
+        return g;
+    }
+    // A copy of the tree without .git (the GPU machine): the caller states the revision.
+    if (const char *c = std::getenv("QBENCH_GIT_COMMIT"); c && *c) {
+        g.commit = c;
+        const char *d = std::getenv("QBENCH_GIT_DIRTY");
+        g.dirty = d && std::string(d) != "0";
+        g.source = "QBENCH_GIT_COMMIT";
+    }
     return g;
 }
 
@@ -74,7 +85,7 @@ std::string version_text(int v) { // 13000 -> "13.0"
 json compute_environment() {
     json env;
     auto g = git_state_of(source_dir());
-    env["git"] = {{"commit", g.commit}, {"dirty", g.dirty}, {"build_describe", g.build_describe}};
+    env["git"] = {{"commit", g.commit}, {"dirty", g.dirty}, {"source", g.source}, {"build_describe", g.build_describe}};
     env["build"] = {{"type", QBENCH_BUILD_TYPE},
                     {"cxx", QBENCH_CXX_ID},
                     {"cxx_flags", QBENCH_CXX_FLAGS},

@@ -11,6 +11,7 @@ namespace qb {
 struct git_state {
     std::string commit;       // full hash of HEAD at run time ("" if not a git checkout)
     bool dirty = false;       // uncommitted changes to tracked files at run time
+    std::string source;       // "git", or "QBENCH_GIT_COMMIT" when the tree has no .git (stated by the caller)
     std::string build_describe; // `git describe --dirty` when the binary was built
 };
 
