@@ -3,7 +3,9 @@
 #include "eval/evaluation.h"
 
 #include "config.h"
+#include "core/error.h"
 #include "core/progress.h"
+#include "model/generate.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -13,64 +15,89 @@
 #include <algorithm>
 #include <chrono>
 
-#if QBENCH_HAVE_CUDA
-#include <cuda_runtime.h>
-#endif
 
 namespace qb {
 namespace {
 
-void synchronize(const at::Device &device) {
-#if QBENCH_HAVE_CUDA
-    if (device.is_cuda()) cudaDeviceSynchronize();
-#else
-    (void)device;
-#endif
-}
+struct sample_stats {
+    std::vector<double> samples;
+    double quantile(double q) const {
+        auto sorted = samples;
+        std::sort(sorted.begin(), sorted.end());
+        return sorted[static_cast<size_t>(q * double(sorted.size() - 1) + 0.5)];
+    }
+};
 
 class latency final : public evaluation {
 public:
-    explicit latency(const json &o) : batch_(o["batch"]), seq_len_(o["seq_len"]), warmup_(o["warmup"]), repeats_(o["repeats"]) {}
+    explicit latency(const json &o)
+        : batch_(o["batch"]), seq_len_(o["seq_len"]), new_tokens_(o["new_tokens"]), warmup_(o["warmup"]), repeats_(o["repeats"]) {}
 
     void run(eval_context &ctx) const override {
         c10::InferenceMode inference_mode;
+        const auto &model = ctx.model;
+        if (seq_len_ + new_tokens_ > model.config.max_seq_len)
+            fail("latency: seq_len {} + new_tokens {} exceed the model's max_seq_len {}", seq_len_, new_tokens_, model.config.max_seq_len);
         auto gen = at::make_generator<at::CPUGeneratorImpl>(ctx.cell.seed);
-        auto tokens = at::randint(ctx.model.config.vocab_size, {batch_, seq_len_}, gen, at::TensorOptions().dtype(at::kLong))
-                          .to(ctx.model.device());
-        const auto device = ctx.model.device();
-        for (int64_t i = 0; i < warmup_; ++i) ctx.model.forward(tokens);
-        synchronize(device);
-        std::vector<double> ms;
+        const auto opts = at::TensorOptions().dtype(at::kLong);
+        auto prompt = at::randint(model.config.vocab_size, {batch_, seq_len_}, gen, opts).to(model.device());
+        auto next = at::randint(model.config.vocab_size, {batch_, std::max<int64_t>(new_tokens_, 1)}, gen, opts).to(model.device());
+        const auto device = model.device();
+
+        // One pass = prefill the prompt into a fresh cache, then `new_tokens` single-token steps
+        // (their inputs are fixed random ids: the cost of a step does not depend on which token).
+        sample_stats prefill, decode;
+        auto one_pass = [&](bool record) {
+            auto cache = model.make_cache(batch_, seq_len_ + new_tokens_);
+            synchronize_device(device);
+            auto t0 = std::chrono::steady_clock::now();
+            model.forward(prompt, &cache);
+            synchronize_device(device);
+            auto t1 = std::chrono::steady_clock::now();
+            for (int64_t i = 0; i < new_tokens_; ++i) model.forward(next.narrow(1, i, 1), &cache);
+            synchronize_device(device);
+            auto t2 = std::chrono::steady_clock::now();
+            if (!record) return;
+            prefill.samples.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+            if (new_tokens_ > 0)
+                decode.samples.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count() / double(new_tokens_));
+        };
+        for (int64_t i = 0; i < warmup_; ++i) one_pass(false);
         progress bar("latency", static_cast<uint64_t>(repeats_), "pass");
         for (int64_t i = 0; i < repeats_; ++i) {
-            synchronize(device);
-            auto t0 = std::chrono::steady_clock::now();
-            auto logits = ctx.model.forward(tokens);
-            synchronize(device);
-            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            one_pass(true);
             bar.advance();
         }
         bar.finish();
-        auto sorted = ms;
-        std::sort(sorted.begin(), sorted.end());
-        auto quantile = [&](double q) { return sorted[static_cast<size_t>(q * double(sorted.size() - 1) + 0.5)]; };
-        const double median = quantile(0.5);
-        json r = metric_row("latency", "prefill_ms", median, "ms");
-        r["statistic"] = "median";
-        r["p10_ms"] = quantile(0.1);
-        r["p90_ms"] = quantile(0.9);
-        r["samples_ms"] = ms;
-        r["batch"] = batch_;
-        r["seq_len"] = seq_len_;
-        r["threads"] = at::get_num_threads();
-        ctx.record.add_metric(r);
-        json t = metric_row("latency", "prefill_tokens_per_s", double(batch_ * seq_len_) / (median / 1000.0), "tokens/s");
-        t["statistic"] = "from the median pass";
-        ctx.record.add_metric(t);
+
+        auto describe = [&](json r, const sample_stats &s, const char *unit_name) {
+            r["statistic"] = "median";
+            r[std::string("p10_") + unit_name] = s.quantile(0.1);
+            r[std::string("p90_") + unit_name] = s.quantile(0.9);
+            r[std::string("samples_") + unit_name] = s.samples;
+            r["batch"] = batch_;
+            r["seq_len"] = seq_len_;
+            r["new_tokens"] = new_tokens_;
+            r["threads"] = at::get_num_threads();
+            r["timing"] = device.is_cuda() ? "wall clock, device synchronized before and after" : "wall clock";
+            return r;
+        };
+        const double p = prefill.quantile(0.5);
+        ctx.record.add_metric(describe(metric_row("latency", "prefill_ms", p, "ms"), prefill, "ms"));
+        json pt = metric_row("latency", "prefill_tokens_per_s", double(batch_ * seq_len_) / (p / 1000.0), "tokens/s");
+        pt["statistic"] = "from the median prefill";
+        ctx.record.add_metric(pt);
+        if (new_tokens_ > 0) {
+            const double d = decode.quantile(0.5);
+            ctx.record.add_metric(describe(metric_row("latency", "decode_ms_per_token", d, "ms"), decode, "ms"));
+            json dt = metric_row("latency", "decode_tokens_per_s", double(batch_) / (d / 1000.0), "tokens/s");
+            dt["statistic"] = "from the median decode step (batch tokens per step)";
+            ctx.record.add_metric(dt);
+        }
     }
 
 private:
-    int64_t batch_, seq_len_, warmup_, repeats_;
+    int64_t batch_, seq_len_, new_tokens_, warmup_, repeats_;
 };
 
 } // namespace

@@ -19,10 +19,11 @@ const registry<evaluation_entry> &evaluations() {
               }},
              make_kl_divergence_evaluation},
             {{"latency",
-              "wall time of one prefill forward pass (median of repeats, after warm-up)",
+              "wall time of a prompt prefill and of KV-cache decode steps (medians of repeats, after warm-up)",
               {
                   {"batch", option_type::integer, 1, "sequences per pass", 1, 4096},
-                  {"seq_len", option_type::integer, 128, "tokens per sequence", 1, 1 << 20},
+                  {"seq_len", option_type::integer, 128, "prompt tokens per sequence", 1, 1 << 20},
+                  {"new_tokens", option_type::integer, 0, "decode steps after the prompt (0 = prefill only)", 0, 1 << 20},
                   {"warmup", option_type::integer, 2, "untimed passes first", 0, 1000},
                   {"repeats", option_type::integer, 10, "timed passes", 1, 100000},
               }},

@@ -47,17 +47,7 @@ at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &gain, double eps) {
     return (normed * gain.to(at::kFloat)).to(x.scalar_type());
 }
 
-// cos/sin tables [T, head_dim/2] for positions 0..T-1.
-std::pair<at::Tensor, at::Tensor> rope_tables(const llama_config &c, int64_t t, at::Device device) {
-    const int64_t half = c.head_dim() / 2;
-    auto idx = at::arange(half, at::TensorOptions().dtype(at::kDouble));
-    auto inv_freq = at::pow(c.rope_theta, -2.0 * idx / double(c.head_dim()));
-    auto pos = at::arange(t, at::TensorOptions().dtype(at::kDouble));
-    auto angles = at::outer(pos, inv_freq).to(at::kFloat).to(device); // [T, half]
-    return {at::cos(angles), at::sin(angles)};
-}
-
-// x [B, H, T, D]
+// x [B, H, T, D]; cos/sin [T, D/2]
 at::Tensor apply_rope(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, rope_style style) {
     auto xf = x.to(at::kFloat);
     const int64_t d = x.size(-1);
@@ -78,32 +68,101 @@ at::Tensor apply_rope(const at::Tensor &x, const at::Tensor &cos, const at::Tens
 
 } // namespace
 
-at::Tensor llama_model::forward(const at::Tensor &tokens) const {
+std::vector<double> rope_inverse_frequencies(const llama_config &c) {
+    const int64_t half = c.head_dim() / 2;
+    std::vector<double> inv(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) inv[i] = std::pow(c.rope_theta, -2.0 * double(i) / double(c.head_dim()));
+    if (c.rope_scaling_factor > 0) {
+        // LLaMA-3.1: long wavelengths are slowed by `factor`, short ones kept, a smooth blend between.
+        const double old_len = double(c.rope_original_max_seq_len);
+        const double low_wavelen = old_len / c.rope_low_freq_factor;
+        const double high_wavelen = old_len / c.rope_high_freq_factor;
+        for (auto &f : inv) {
+            const double wavelen = 2 * M_PI / f;
+            if (wavelen < high_wavelen) continue;
+            if (wavelen > low_wavelen) {
+                f /= c.rope_scaling_factor;
+                continue;
+            }
+            const double smooth = (old_len / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+            f = (1 - smooth) * f / c.rope_scaling_factor + smooth * f;
+        }
+    }
+    return inv;
+}
+
+void llama_model::prepare_rope() {
+    const auto inv = rope_inverse_frequencies(config);
+    auto inv_freq = at::tensor(inv, at::TensorOptions().dtype(at::kDouble));
+    auto pos = at::arange(config.max_seq_len, at::TensorOptions().dtype(at::kDouble));
+    // Angles in fp64, then fp32 tables: large positions keep full fp32 accuracy this way.
+    auto angles = at::outer(pos, inv_freq);
+    rope_cos = at::cos(angles).to(at::kFloat).to(device());
+    rope_sin = at::sin(angles).to(at::kFloat).to(device());
+}
+
+kv_cache llama_model::make_cache(int64_t batch, int64_t max_len) const {
+    TORCH_CHECK(max_len <= config.max_seq_len, "cache length ", max_len, " exceeds max_seq_len ", config.max_seq_len);
+    kv_cache cache;
+    auto opts = at::TensorOptions().dtype(dtype()).device(device());
+    for (size_t i = 0; i < layers.size(); ++i) {
+        cache.k.push_back(at::empty({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
+        cache.v.push_back(at::empty({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
+    }
+    return cache;
+}
+
+at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const {
     TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, seq], got ", tokens.sizes());
+    TORCH_CHECK(rope_cos.defined(), "llama_model: prepare_rope() was not called by the loader");
     const int64_t bsz = tokens.size(0), t = tokens.size(1);
     const auto &c = config;
     const int64_t hd = c.head_dim();
+    const int64_t start = cache ? cache->length : 0;
+    TORCH_CHECK(start + t <= c.max_seq_len, "positions ", start, "..", start + t - 1, " exceed max_seq_len ", c.max_seq_len);
+    if (cache) {
+        TORCH_CHECK(cache->k.size() == layers.size(), "kv cache has ", cache->k.size(), " layers, model ", layers.size());
+        TORCH_CHECK(start + t <= cache->capacity(), "kv cache full: ", start, " + ", t, " > capacity ", cache->capacity());
+        TORCH_CHECK(cache->k.front().size(0) == bsz, "kv cache batch ", cache->k.front().size(0), " != ", bsz);
+    }
     auto h = at::embedding(tok_embeddings, tokens.to(tok_embeddings.device())); // [B, T, dim]
-    auto [cos, sin] = rope_tables(c, t, h.device());
-    for (const auto &layer : layers) {
+    auto cos = rope_cos.narrow(0, start, t), sin = rope_sin.narrow(0, start, t); // [T, D/2]
+
+    // Query i (absolute position start+i) sees keys 0..start+i. Without past keys that is the
+    // plain causal mask; a single new token sees everything; otherwise an explicit mask.
+    std::optional<at::Tensor> mask;
+    bool causal = false;
+    if (start == 0) {
+        causal = t > 1;
+    } else if (t > 1) {
+        auto qpos = at::arange(start, start + t, at::TensorOptions().dtype(at::kLong).device(h.device())).unsqueeze(1);
+        auto kpos = at::arange(start + t, at::TensorOptions().dtype(at::kLong).device(h.device())).unsqueeze(0);
+        mask = kpos <= qpos; // [T, start+T] bool, true = attend
+    }
+    const bool gqa = c.n_kv_heads != c.n_heads;
+
+    for (size_t li = 0; li < layers.size(); ++li) {
+        const auto &layer = layers[li];
         auto x = rms_norm(h, layer.attn_norm, c.norm_eps);
-        auto q = layer.q_proj.forward(x).view({bsz, t, c.n_heads, hd}).transpose(1, 2);     // [B, H, T, D]
-        auto k = layer.k_proj.forward(x).view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2);  // [B, Hkv, T, D]
-        auto v = layer.v_proj.forward(x).view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2);  // [B, Hkv, T, D]
+        auto q = layer.q_proj.forward(x).view({bsz, t, c.n_heads, hd}).transpose(1, 2);    // [B, H, T, D]
+        auto k = layer.k_proj.forward(x).view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
+        auto v = layer.v_proj.forward(x).view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
         q = apply_rope(q, cos, sin, c.rope);
         k = apply_rope(k, cos, sin, c.rope);
-        if (c.n_kv_heads != c.n_heads) {
-            const int64_t rep = c.n_heads / c.n_kv_heads;
-            k = k.repeat_interleave(rep, 1);
-            v = v.repeat_interleave(rep, 1);
+        if (cache) {
+            cache->k[li].narrow(2, start, t).copy_(k);
+            cache->v[li].narrow(2, start, t).copy_(v);
+            k = cache->k[li].narrow(2, 0, start + t); // [B, Hkv, start+T, D]
+            v = cache->v[li].narrow(2, 0, start + t);
         }
-        auto attn = at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/true); // [B, H, T, D]
+        auto attn = at::scaled_dot_product_attention(q, k, v, mask, 0.0, causal, std::nullopt, /*enable_gqa=*/gqa); // [B, H, T, D]
         attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
         h = h + layer.o_proj.forward(attn);
         auto y = rms_norm(h, layer.ffn_norm, c.norm_eps);
         auto gated = at::silu(layer.gate_proj.forward(y)) * layer.up_proj.forward(y);
         h = h + layer.down_proj.forward(gated);
     }
+    if (cache) cache->length = start + t;
     h = rms_norm(h, final_norm, c.norm_eps);
     return at::linear(h, lm_head).to(at::kFloat); // [B, T, vocab]
 }
@@ -158,6 +217,7 @@ llama_model llama_make_synthetic(const llama_config &config, uint64_t seed, at::
     }
     m.final_norm = gain(config.dim);
     m.lm_head = config.tied_embeddings ? m.tok_embeddings : matrix(config.vocab_size, config.dim);
+    m.prepare_rope();
     return m;
 }
 

@@ -47,6 +47,14 @@ struct decoder_layer {
     linear_layer q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
 };
 
+// Keys and values of past positions, per layer, preallocated to a maximum length so that decoding
+// never reallocates: k[l], v[l] are [B, n_kv_heads, max_len, head_dim] in the model dtype.
+struct kv_cache {
+    std::vector<at::Tensor> k, v;
+    int64_t length = 0;  // positions filled
+    int64_t capacity() const { return k.empty() ? 0 : k.front().size(2); }
+};
+
 class llama_model {
 public:
     llama_config config;
@@ -54,9 +62,16 @@ public:
     at::Tensor final_norm;     // [dim]
     at::Tensor lm_head;        // [vocab, dim]; the same tensor as tok_embeddings when tied
     std::vector<decoder_layer> layers;
+    at::Tensor rope_cos, rope_sin; // [max_seq_len, head_dim / 2] fp32 on the model's device
 
-    // tokens [B, T] int64 → logits [B, T, vocab] in fp32. Causal prefill from position 0.
-    at::Tensor forward(const at::Tensor &tokens) const;
+    // tokens [B, T] int64 → logits [B, T, vocab] in fp32. Without a cache: causal prefill from
+    // position 0. With one: the tokens continue the cached positions (prefill of a prompt into an
+    // empty cache, or one new token per step when decoding); the cache is extended.
+    at::Tensor forward(const at::Tensor &tokens, kv_cache *cache = nullptr) const;
+
+    kv_cache make_cache(int64_t batch, int64_t max_len) const;
+    // Fills rope_cos/rope_sin from the config (theta, scaling) on the model's device; loaders call it.
+    void prepare_rope();
 
     // Every decoder linear with its stable name, in execution order.
     std::vector<linear_layer *> linears();
@@ -64,6 +79,9 @@ public:
     at::Device device() const;
     at::ScalarType dtype() const;
 };
+
+// Inverse frequencies of RoPE for the config: theta^(-2i/d), with LLaMA-3.1 scaling when set.
+std::vector<double> rope_inverse_frequencies(const llama_config &config);
 
 // Seeded random weights for any shape (latency work, tests). Weights ~ N(0, 1/fan_in) so that
 // activations keep unit scale through depth; norm gains 1 + N(0, 0.1^2); never zero. Generated

@@ -27,6 +27,9 @@ void llama_config::validate() const {
     if (n_heads % n_kv_heads != 0)
         fail("model config '{}': n_heads {} is not a multiple of n_kv_heads {} (grouped-query attention)", name, n_heads, n_kv_heads);
     if (head_dim() % 2 != 0) fail("model config '{}': head_dim {} must be even for RoPE", name, head_dim());
+    if (rope_scaling_factor > 0 && rope_high_freq_factor <= rope_low_freq_factor)
+        fail("model config '{}': rope_high_freq_factor {} must exceed rope_low_freq_factor {}", name, rope_high_freq_factor,
+             rope_low_freq_factor);
 }
 
 json llama_config::to_json() const {
@@ -42,7 +45,11 @@ json llama_config::to_json() const {
             {"rope_theta", rope_theta},
             {"rope_style", rope == rope_style::half_split ? "half_split" : "interleaved"},
             {"tied_embeddings", tied_embeddings},
-            {"qkv_bias", qkv_bias}};
+            {"qkv_bias", qkv_bias},
+            {"rope_scaling_factor", rope_scaling_factor},
+            {"rope_low_freq_factor", rope_low_freq_factor},
+            {"rope_high_freq_factor", rope_high_freq_factor},
+            {"rope_original_max_seq_len", rope_original_max_seq_len}};
 }
 
 const std::vector<option_spec> &llama_config_options() {
@@ -60,6 +67,10 @@ const std::vector<option_spec> &llama_config_options() {
         {"rope_style", option_type::choice, "half_split", "RoPE pairing convention", -INFINITY, INFINITY, {"half_split", "interleaved"}},
         {"tied_embeddings", option_type::boolean, false, "lm_head shares the token embedding"},
         {"qkv_bias", option_type::boolean, false, "q/k/v projections have biases (Qwen2)"},
+        {"rope_scaling_factor", option_type::number, 0.0, "LLaMA-3.1 RoPE scaling factor (0 = no scaling)", 0, 1024},
+        {"rope_low_freq_factor", option_type::number, 1.0, "LLaMA-3.1 RoPE scaling: low-frequency factor", 0, 1024},
+        {"rope_high_freq_factor", option_type::number, 4.0, "LLaMA-3.1 RoPE scaling: high-frequency factor", 0, 1024},
+        {"rope_original_max_seq_len", option_type::integer, 8192, "LLaMA-3.1 RoPE scaling: original context", 1, 1 << 22},
         {"description", option_type::string, "", "where the shape comes from"},
     };
     return specs;
@@ -84,6 +95,10 @@ llama_config llama_config_load(const std::filesystem::path &file) {
     c.rope = j["rope_style"] == "interleaved" ? rope_style::interleaved : rope_style::half_split;
     c.tied_embeddings = j["tied_embeddings"];
     c.qkv_bias = j["qkv_bias"];
+    c.rope_scaling_factor = j["rope_scaling_factor"];
+    c.rope_low_freq_factor = j["rope_low_freq_factor"];
+    c.rope_high_freq_factor = j["rope_high_freq_factor"];
+    c.rope_original_max_seq_len = j["rope_original_max_seq_len"];
     try {
         c.validate();
     } catch (const error &e) {

@@ -29,6 +29,11 @@ struct llama_config {
     rope_style rope = rope_style::half_split;
     bool tied_embeddings = false;
     bool qkv_bias = false; // Qwen2-style biases on q/k/v
+    // LLaMA-3.1 frequency-dependent RoPE scaling ("rope_type": "llama3"); factor 0 = none.
+    double rope_scaling_factor = 0.0;
+    double rope_low_freq_factor = 1.0;
+    double rope_high_freq_factor = 4.0;
+    int64_t rope_original_max_seq_len = 8192;
 
     int64_t head_dim() const { return dim / n_heads; }
     int64_t kv_dim() const { return head_dim() * n_kv_heads; }

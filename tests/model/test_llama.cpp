@@ -108,6 +108,53 @@ TEST_CASE("lower precision follows the fp32 model closely") {
     CHECK(max_diff(a, b) > 0.0);
 }
 
+TEST_CASE("KV-cache decoding reproduces the full prefill, token by token and in chunks") {
+    c10::InferenceMode guard;
+    auto m = llama_make_synthetic(small_config(2), 11, at::kFloat, at::kCPU);
+    auto tokens = tokens_for_test(50, 12, 6); // [2, 12]
+    auto full = m.forward(tokens);            // [2, 12, 50]
+
+    auto cache = m.make_cache(2, 16);
+    auto prompt = m.forward(tokens.narrow(1, 0, 5), &cache);
+    CHECK(cache.length == 5);
+    CHECK(max_diff(prompt, full.narrow(1, 0, 5)) < 1e-5);
+    for (int64_t i = 5; i < 12; ++i) {
+        auto step = m.forward(tokens.narrow(1, i, 1), &cache); // one new token sees all cached keys
+        CHECK_MESSAGE(max_diff(step, full.narrow(1, i, 1)) < 1e-4, "position " << i);
+    }
+    CHECK(cache.length == 12);
+
+    // A chunk of several tokens after a cached prefix uses the explicit offset mask.
+    auto cache2 = m.make_cache(2, 12);
+    m.forward(tokens.narrow(1, 0, 4), &cache2);
+    auto chunk = m.forward(tokens.narrow(1, 4, 8), &cache2);
+    CHECK(max_diff(chunk, full.narrow(1, 4, 8)) < 1e-4);
+    CHECK_THROWS_WITH(m.forward(tokens.narrow(1, 0, 1), &cache2), doctest::Contains("kv cache full"));
+}
+
+TEST_CASE("LLaMA-3.1 RoPE scaling: short wavelengths kept, long ones divided by the factor, blend between") {
+    llama_config c = test::llama_config_of(4096, 14336, 1, 32, 8, 128);
+    c.rope_theta = 500000;
+    const auto plain = rope_inverse_frequencies(c);
+    c.rope_scaling_factor = 8;
+    c.rope_low_freq_factor = 1;
+    c.rope_high_freq_factor = 4;
+    c.rope_original_max_seq_len = 8192;
+    const auto scaled = rope_inverse_frequencies(c);
+    REQUIRE(scaled.size() == 64);
+    CHECK(scaled[0] == plain[0]);             // wavelength 2*pi < 8192/4: unchanged
+    CHECK(scaled[63] == doctest::Approx(plain[63] / 8)); // wavelength > 8192: slowed by 8
+    // In between, wavelength w in [2048, 8192]: smooth = (8192/w - 1)/3 blends f/8 and f.
+    for (size_t i = 0; i < scaled.size(); ++i) {
+        const double w = 2 * M_PI / plain[i];
+        if (w < 2048 || w > 8192) continue;
+        const double smooth = (8192 / w - 1) / 3;
+        CHECK(scaled[i] == doctest::Approx((1 - smooth) * plain[i] / 8 + smooth * plain[i]));
+        CHECK(scaled[i] < plain[i]);
+        CHECK(scaled[i] > plain[i] / 8);
+    }
+}
+
 TEST_CASE("dtype names") {
     CHECK((dtype_from_name("bf16") == at::kBFloat16));
     CHECK(std::string(dtype_name(at::kHalf)) == "fp16");
