@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(build-essential pkg-config git python3 libyaml-cpp-dev libfmt-dev libeigen3-dev doctest-dev
-              libbenchmark-dev nlohmann-json3-dev libcli11-dev)
+              libbenchmark-dev nlohmann-json3-dev libcli11-dev zlib1g-dev)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
