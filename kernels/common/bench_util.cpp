@@ -29,13 +29,18 @@ void l2_flusher::flush(cudaStream_t stream) { check_or_die(cudaMemsetAsync(buffe
 
 void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, bool cold_l2, const std::function<void()> &launch) {
     static l2_flusher *flusher = new l2_flusher(); // one per process, never freed before exit
+    time_cuda_iterations(state, stream, cold_l2 ? std::function<void()>([&] { flusher->flush(stream); }) : std::function<void()>(), launch);
+}
+
+void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, const std::function<void()> &flush,
+                          const std::function<void()> &launch) {
     cudaEvent_t start, stop;
     check_or_die(cudaEventCreate(&start), "cudaEventCreate");
     check_or_die(cudaEventCreate(&stop), "cudaEventCreate");
     for (int i = 0; i < 3; ++i) launch(); // warm-up: module load, clocks, cuBLAS heuristics
     check_or_die(cudaStreamSynchronize(stream), "warm-up");
     for (auto _ : state) {
-        if (cold_l2) flusher->flush(stream);
+        if (flush) flush();
         check_or_die(cudaEventRecord(start, stream), "cudaEventRecord");
         launch();
         check_or_die(cudaEventRecord(stop, stream), "cudaEventRecord");

@@ -26,6 +26,10 @@ private:
 // when `cold_l2` (outside the timed region). Reports manual time in seconds.
 void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, bool cold_l2, const std::function<void()> &launch);
 
+// Same with a caller-supplied cold-L2 step (run before every timed launch, outside the timed region).
+void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, const std::function<void()> &flush,
+                          const std::function<void()> &launch);
+
 // Adds gpu, driver, sm clocks, L2 policy and the git revision to the benchmark JSON context.
 void add_benchmark_context(const std::string &l2_policy);
 

@@ -28,5 +28,12 @@ const registry<backend_entry> &backends();
 
 // Factories of the registered back-ends (one file each).
 std::unique_ptr<backend> make_torch_ref_backend(const json &options);
+// CUDA kernel back-ends (gpu_backends.cpp; only with QBENCH_HAVE_CUDA).
+std::unique_ptr<backend> make_fp16_backend(const json &options);
+std::unique_ptr<backend> make_cublaslt_w8a8_backend(const json &options);
+std::unique_ptr<backend> make_cublas_w8a8_legacy_backend(const json &options);
+std::unique_ptr<backend> make_w6_imma_backend(const json &options);
+std::unique_ptr<backend> make_flexq_btc_backend(const json &options);
+std::unique_ptr<backend> make_w6ax_backend(const json &options);
 
 } // namespace qb

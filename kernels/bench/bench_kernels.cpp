@@ -1,0 +1,353 @@
+// Kernel benchmark of every GEMM back-end over the FlexQ paper's layer shapes (plus the GQA-correct
+// LLaMA-2-70B qkv, 10240 x 8192) and M in {1, 2, 4, 8, 16, 32, 64, 128, 512, 2048}; cold L2.
+//   backends: fp16 (cuBLAS), cublaslt_w8a8, cublas_w8a8_legacy (the paper's call), w6_imma,
+//             flexq_btc, w6ax; act_quant (the fused activation quantizer alone, in the format of
+//             the shape's W6 kernel); <backend>+aq: quantizer + GEMM as one layer (PDL-overlapped
+//             for the W6 kernels; cuBLASLt with its per-token quantizer).
+//   Cold L2: a 2x-L2 (100 MB) read pass before every timed launch, outside the timed region (a
+//   read leaves clean lines: no write-back lands in the timed region, unlike a memset).
+//   Data: random bytes/values generated on the device (timing only; correctness is the gpu test
+//   suite and --check).
+//
+//   bench_kernels --benchmark_out=bench.json --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   bench_kernels --check          (verifies w6_imma and flexq_btc once against the CPU, times nothing)
+//   scripts/kernels_summary.py bench.json   -> results/kernels/h100_summary.csv, .md, .png
+#include "common/bench_util.h"
+#include "cublas_gemm/cublas_gemm.h"
+#include "flexq_btc/flexq_btc.h"
+#include "quant_pack/act_quant.h"
+#include "quant_pack/w6_layout.h"
+#include "quant_pack/w6_ref.h"
+#include "w6_imma/w6_imma.h"
+#include "w6ax/w6ax.h"
+#include "w6ax/w6ax_crossover.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace qb::w6;
+using qb::cuda::check_or_die;
+
+struct shape {
+    const char *model, *layer;
+    int n, k, a_bits;
+};
+// ../shared/reference/flexq_paper_kernels.csv, in its order, plus the real LLaMA-2-70B qkv.
+const shape shapes[] = {
+    {"llama-7b", "qkv", 12288, 4096, 6},       {"llama-7b", "o", 4096, 4096, 6},
+    {"llama-7b", "gate_up", 11008, 4096, 6},   {"llama-7b", "down", 4096, 11008, 8},
+    {"llama-30b", "qkv", 19968, 6656, 6},      {"llama-30b", "o", 6656, 6656, 6},
+    {"llama-30b", "gate_up", 17920, 6656, 6},  {"llama-30b", "down", 6656, 17920, 8},
+    {"llama-2-13b", "qkv", 15360, 5120, 6},    {"llama-2-13b", "o", 5120, 5120, 6},
+    {"llama-2-13b", "gate_up", 13824, 5120, 6}, {"llama-2-13b", "down", 5120, 13824, 8},
+    {"llama-2-70b", "qkv(no-gqa)", 24576, 8192, 6}, {"llama-2-70b", "o", 8192, 8192, 6},
+    {"llama-2-70b", "gate_up", 28672, 8192, 6}, {"llama-2-70b", "down", 8192, 28672, 8},
+    {"opt-30b", "qkv", 21504, 7168, 6},        {"opt-30b", "o", 7168, 7168, 6},
+    {"opt-30b", "fc1", 28672, 7168, 6},        {"opt-30b", "fc2", 7168, 28672, 8},
+    {"llama-2-70b", "qkv(gqa)", 10240, 8192, 6},
+};
+const int m_list[] = {1, 2, 4, 8, 16, 32, 64, 128, 512, 2048};
+constexpr int m_max = 2048;
+
+void die_on(const qb::status &st, const char *what) {
+    if (!st.ok()) {
+        std::fprintf(stderr, "%s: %s\n", what, st.reason.c_str());
+        std::exit(1);
+    }
+}
+
+template <class T>
+T *dev_alloc(size_t count) {
+    T *p = nullptr;
+    check_or_die(cudaMalloc(&p, std::max<size_t>(count, 1) * sizeof(T)), "cudaMalloc");
+    return p;
+}
+
+// Device buffers of the shape being benchmarked (one shape at a time: benchmarks run shape-major).
+struct shape_data {
+    int n = 0, k = 0;
+    __half *x = nullptr, *w16 = nullptr, *out = nullptr, *w6_scales = nullptr;
+    int8_t *w8 = nullptr, *x8 = nullptr;
+    uint8_t *w6_imma = nullptr, *w6_btc = nullptr;
+    uint32_t *planes = nullptr;
+    float *sx = nullptr, *sw_ch = nullptr, *sx_tok = nullptr;
+    int32_t *acc32 = nullptr;
+    ~shape_data() {
+        for (void *p : {(void *)x, (void *)w16, (void *)out, (void *)w6_scales, (void *)w8, (void *)x8, (void *)w6_imma, (void *)w6_btc,
+                        (void *)planes, (void *)sx, (void *)sw_ch, (void *)sx_tok, (void *)acc32})
+            cudaFree(p);
+    }
+};
+
+struct globals {
+    std::unique_ptr<shape_data> data;
+    cublas_context blas;
+    void *flush_buf = nullptr;
+    size_t flush_bytes = 0;
+    uint32_t *sink = nullptr;
+    cudaStream_t stream = nullptr;
+};
+globals *g = nullptr;
+
+shape_data &data_for(int n, int k) {
+    if (g->data && g->data->n == n && g->data->k == k) return *g->data;
+    g->data.reset();
+    check_or_die(cudaDeviceSynchronize(), "sync");
+    auto d = std::make_unique<shape_data>();
+    d->n = n;
+    d->k = k;
+    const size_t nk = size_t(n) * k, groups = k / group_size;
+    d->x = dev_alloc<__half>(size_t(m_max) * k);
+    d->w16 = dev_alloc<__half>(nk);
+    d->w8 = dev_alloc<int8_t>(nk);
+    d->w6_imma = dev_alloc<uint8_t>(size_t(packed_weight_bytes(n, k)));
+    d->w6_btc = dev_alloc<uint8_t>(size_t(packed_weight_bytes(n, k)));
+    d->w6_scales = dev_alloc<__half>(size_t(packed_scale_bytes(n, k)) / 2);
+    d->x8 = dev_alloc<int8_t>(size_t(m_max) * k);
+    d->planes = dev_alloc<uint32_t>(size_t(m_max) * groups * 4 * 8);
+    d->sx = dev_alloc<float>(size_t(m_max) * groups);
+    d->sx_tok = dev_alloc<float>(m_max);
+    d->sw_ch = dev_alloc<float>(n);
+    d->out = dev_alloc<__half>(size_t(m_max) * n);
+    d->acc32 = dev_alloc<int32_t>(size_t(m_max) * n);
+    die_on(fill_random_half(d->x, size_t(m_max) * k, 2.f, 1, nullptr), "fill x");
+    die_on(fill_random_half(d->w16, nk, 0.05f, 2, nullptr), "fill w16");
+    die_on(fill_random_bytes(d->w8, nk, 3, nullptr), "fill w8");
+    die_on(fill_random_bytes(d->w6_imma, size_t(packed_weight_bytes(n, k)), 4, nullptr), "fill w6");
+    die_on(fill_random_bytes(d->w6_btc, size_t(packed_weight_bytes(n, k)), 5, nullptr), "fill w6 btc");
+    die_on(fill_random_scales(d->w6_scales, size_t(packed_scale_bytes(n, k)) / 2, 1e-3f, 2e-2f, 6, nullptr), "fill scales");
+    // Per-channel weight scales for the W8A8 baselines (fp32).
+    std::vector<float> sw(n);
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(1e-3f, 2e-2f);
+    for (auto &v : sw) v = u(rng);
+    check_or_die(cudaMemcpy(d->sw_ch, sw.data(), n * sizeof(float), cudaMemcpyHostToDevice), "copy sw");
+    check_or_die(cudaDeviceSynchronize(), "fill");
+    g->data = std::move(d);
+    return *g->data;
+}
+
+enum class backend { fp16, lt_w8a8, legacy, imma, btc, w6ax, act_quant, imma_aq, btc_aq, w6ax_aq, lt_aq };
+const char *backend_name(backend b) {
+    switch (b) {
+    case backend::fp16: return "fp16";
+    case backend::lt_w8a8: return "cublaslt_w8a8";
+    case backend::legacy: return "cublas_w8a8_legacy";
+    case backend::imma: return "w6_imma";
+    case backend::btc: return "flexq_btc";
+    case backend::w6ax: return "w6ax";
+    case backend::act_quant: return "act_quant";
+    case backend::imma_aq: return "w6_imma+aq";
+    case backend::btc_aq: return "flexq_btc+aq";
+    case backend::w6ax_aq: return "w6ax+aq";
+    case backend::lt_aq: return "cublaslt_w8a8+aq";
+    }
+    return "?";
+}
+
+gemm_args w6_args(shape_data &d, int m, int a_bits, bool btc) {
+    gemm_args a;
+    a.m = m, a.n = d.n, a.k = d.k, a.a_bits = a_bits;
+    a.w = btc ? d.w6_btc : d.w6_imma;
+    a.w_scales = d.w6_scales;
+    a.act = btc ? static_cast<const void *>(d.planes) : static_cast<const void *>(d.x8);
+    a.act_scales = d.sx;
+    a.out = d.out;
+    return a;
+}
+
+void bench(benchmark::State &state, backend b, shape s, int m) {
+    auto &d = data_for(s.n, s.k);
+    cudaStream_t st = g->stream;
+    const bool choose_btc = w6ax_choose(m, s.n, s.k, s.a_bits) == w6ax_choice::w6ax_choice_btc;
+    const bool btc_fmt = b == backend::btc || b == backend::btc_aq || ((b == backend::w6ax || b == backend::w6ax_aq || b == backend::act_quant) && choose_btc);
+    // Inputs of the GEMM-only rows: quantized once, outside the timing.
+    die_on(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st), "act_quant_int8");
+    die_on(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st), "act_quant_planes");
+    die_on(act_quant_token(d.x, m, s.k, d.x8 + 0, d.sx_tok, st), "act_quant_token");
+    check_or_die(cudaStreamSynchronize(st), "quantize inputs");
+    std::string label;
+    qb::status err;
+    auto record = [&](const qb::status &x) {
+        if (!x.ok() && err.ok()) err = x;
+    };
+    std::function<void()> launch;
+    switch (b) {
+    case backend::fp16: launch = [&] { record(g->blas.gemm_fp16(m, s.n, s.k, d.x, d.w16, d.out, st)); }; break;
+    case backend::lt_w8a8:
+        launch = [&] { record(g->blas.gemm_w8a8_lt(m, s.n, s.k, d.x8, d.w8, d.sx_tok, d.sw_ch, d.out, d.acc32, st)); };
+        break;
+    case backend::lt_aq:
+        launch = [&] {
+            record(act_quant_token(d.x, m, s.k, d.x8, d.sx_tok, st));
+            record(g->blas.gemm_w8a8_lt(m, s.n, s.k, d.x8, d.w8, d.sx_tok, d.sw_ch, d.out, d.acc32, st));
+        };
+        break;
+    case backend::legacy: launch = [&] { record(g->blas.gemm_w8a8_legacy(m, s.n, s.k, d.x8, d.w8, d.acc32, st)); }; break;
+    case backend::imma:
+    case backend::btc:
+    case backend::w6ax: {
+        const bool use_btc = b == backend::btc || (b == backend::w6ax && choose_btc);
+        launch = [&, use_btc] {
+            auto a = w6_args(d, m, s.a_bits, use_btc);
+            record(use_btc ? flexq_btc_run(a, st) : w6_imma_run(a, st));
+        };
+        label = w6_config_name(m);
+        if (b == backend::w6ax) label += std::string(" ") + (use_btc ? "flexq_btc" : "w6_imma");
+        break;
+    }
+    case backend::act_quant:
+        launch = [&] {
+            record(btc_fmt ? act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st) : act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st));
+        };
+        label = btc_fmt ? "planes" : "int8";
+        break;
+    case backend::imma_aq:
+    case backend::btc_aq:
+    case backend::w6ax_aq:
+        launch = [&] {
+            if (btc_fmt) record(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st));
+            else record(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st));
+            auto a = w6_args(d, m, s.a_bits, btc_fmt);
+            a.pdl = true; // weights stream while the quantizer finishes
+            record(btc_fmt ? flexq_btc_run(a, st) : w6_imma_run(a, st));
+        };
+        label = std::string(w6_config_name(m)) + " pdl";
+        break;
+    }
+    launch();
+    check_or_die(cudaStreamSynchronize(st), "first launch");
+    if (!err.ok()) {
+        state.SkipWithError(err.reason.c_str());
+        return;
+    }
+    if (b == backend::lt_w8a8 || b == backend::lt_aq) label = g->blas.fused_epilogue() ? "fused scales" : "int32 + epilogue kernel";
+    qb::cuda::time_cuda_iterations(
+        state, st, [&] { die_on(l2_flush_read(g->flush_buf, g->flush_bytes, g->sink, st), "flush"); }, launch);
+    if (!err.ok()) state.SkipWithError(err.reason.c_str());
+    state.SetLabel(label);
+    // Weight bytes as stored by each back-end (the roofline numerator; activations excluded).
+    double wbytes = 0;
+    switch (b) {
+    case backend::fp16: wbytes = 2.0 * s.n * s.k; break;
+    case backend::lt_w8a8:
+    case backend::lt_aq:
+    case backend::legacy: wbytes = double(s.n) * s.k + 4.0 * s.n; break;
+    case backend::act_quant: wbytes = 0; break;
+    default: wbytes = double(packed_weight_bytes(s.n, s.k) + packed_scale_bytes(s.n, s.k));
+    }
+    state.counters["weight_bytes"] = wbytes;
+    state.counters["TBps"] = benchmark::Counter(wbytes / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["TOPS"] = benchmark::Counter(b == backend::act_quant ? 0.0 : 2.0 * m * s.n * s.k / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["a_bits"] = s.a_bits;
+}
+
+int iterations_for(backend b, int m, const shape &s) {
+    const double nk = double(s.n) * s.k;
+    double bytes = nk * 0.77, rate = 400e12;
+    switch (b) {
+    case backend::fp16: bytes = 2 * nk, rate = 600e12; break;
+    case backend::lt_w8a8:
+    case backend::lt_aq: bytes = nk, rate = 600e12; break;
+    case backend::legacy: bytes = nk, rate = 100e12; break;
+    case backend::btc:
+    case backend::btc_aq: rate = 120e12; break;
+    case backend::act_quant: bytes = 2.0 * m * s.k, rate = 1e18; break;
+    default: break;
+    }
+    const double est_us = std::max(bytes / 2.5e12, 2.0 * m * nk / rate) * 1e6 + 5;
+    return std::clamp(int(8000 / (est_us + 60)), 3, 30);
+}
+
+int run_check() {
+    // One small problem per back-end, per-group integers against the CPU reference.
+    const int m = 5, n = 40, k = 256;
+    std::mt19937 rng(1);
+    std::vector<float> wf(size_t(n) * k);
+    std::normal_distribution<float> nd(0.f, 0.02f);
+    for (auto &v : wf) v = nd(rng);
+    auto qw = quantize_weights_ref(wf.data(), n, k);
+    std::vector<uint16_t> x(size_t(m) * k);
+    for (auto &v : x) v = float_to_half(nd(rng) * 100);
+    int failures = 0;
+    for (int a_bits : {6, 8})
+        for (bool btc : {false, true}) {
+            auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+            auto p = btc ? pack_weights_btc(qw) : pack_weights_imma(qw);
+            auto planes = pack_act_planes_ref(qa.q.data(), m, k, a_bits);
+            auto *dw = dev_alloc<uint8_t>(p.data.size());
+            auto *ds = dev_alloc<uint16_t>(p.scales.size());
+            auto *da = dev_alloc<uint32_t>(std::max(planes.size(), qa.q.size() / 4));
+            auto *dsx = dev_alloc<float>(qa.scales.size());
+            auto *dout = dev_alloc<__half>(size_t(m) * n);
+            auto *dacc = dev_alloc<int32_t>(size_t(m) * n * 2);
+            cudaMemcpy(dw, p.data.data(), p.data.size(), cudaMemcpyHostToDevice);
+            cudaMemcpy(ds, p.scales.data(), p.scales.size() * 2, cudaMemcpyHostToDevice);
+            if (btc) cudaMemcpy(da, planes.data(), planes.size() * 4, cudaMemcpyHostToDevice);
+            else cudaMemcpy(da, qa.q.data(), qa.q.size(), cudaMemcpyHostToDevice);
+            cudaMemcpy(dsx, qa.scales.data(), qa.scales.size() * 4, cudaMemcpyHostToDevice);
+            gemm_args a;
+            a.m = m, a.n = n, a.k = k, a.a_bits = a_bits, a.w = dw, a.w_scales = reinterpret_cast<const __half *>(ds), a.act = da;
+            a.act_scales = dsx, a.out = dout, a.group_acc = dacc;
+            auto st = btc ? flexq_btc_run(a, nullptr) : w6_imma_run(a, nullptr);
+            check_or_die(cudaDeviceSynchronize(), "check kernel");
+            std::vector<int32_t> acc(size_t(m) * n * 2);
+            cudaMemcpy(acc.data(), dacc, acc.size() * 4, cudaMemcpyDeviceToHost);
+            const bool ok = st.ok() && acc == gemm_group_acc_ref(qa.q.data(), qw.q.data(), m, n, k);
+            std::printf("bench_kernels --check: %s a%d %dx%dx%d: %s\n", btc ? "flexq_btc" : "w6_imma", a_bits, m, n, k, ok ? "ok" : "MISMATCH");
+            failures += !ok;
+            for (void *q : {(void *)dw, (void *)ds, (void *)da, (void *)dsx, (void *)dout, (void *)dacc}) cudaFree(q);
+        }
+    return failures ? 1 : 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    bool check_only = false;
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], "--check") == 0) check_only = true;
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+        std::fprintf(stderr, "bench_kernels: no CUDA device; nothing to benchmark\n");
+        return check_only ? 77 : 1;
+    }
+    if (check_only) return run_check();
+    g = new globals();
+    die_on(g->blas.init(), "cublas init");
+    check_or_die(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "stream");
+    int l2 = 0;
+    check_or_die(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0), "L2 size");
+    g->flush_bytes = size_t(l2) * 2;
+    check_or_die(cudaMalloc(&g->flush_buf, g->flush_bytes), "flush buffer");
+    check_or_die(cudaMemset(g->flush_buf, 1, g->flush_bytes), "flush buffer init");
+    g->sink = dev_alloc<uint32_t>(1);
+    qb::cuda::add_benchmark_context("cold: 2x L2 read pass (clean lines) before every timed launch");
+    benchmark::AddCustomContext("w6ax_crossover", w6ax_crossover_source);
+    benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
+    const backend all[] = {backend::fp16,  backend::lt_w8a8,   backend::legacy,    backend::imma,    backend::btc,  backend::w6ax,
+                           backend::act_quant, backend::imma_aq, backend::btc_aq, backend::w6ax_aq, backend::lt_aq};
+    for (const auto &s : shapes)
+        for (int m : m_list)
+            for (backend b : all) {
+                const std::string name = std::string(backend_name(b)) + "/" + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
+                benchmark::RegisterBenchmark(name.c_str(), bench, b, s, m)
+                    ->Args({m, s.n, s.k})
+                    ->ArgNames({"m", "n", "k"})
+                    ->UseManualTime()
+                    ->Iterations(iterations_for(b, m, s))
+                    ->Unit(benchmark::kMicrosecond);
+            }
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    check_or_die(cudaDeviceSynchronize(), "end");
+    return 0;
+}

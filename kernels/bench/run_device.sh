@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the prebuilt W6 kernel tests and benchmark on the H100 machine without building there
+# (device minutes are scarce; the binaries are built on a dev machine with nvcc 13.0 for sm_90a
+# and carried in .carry/kernels together with the libbenchmark they link). The full build +
+# every test suite is scripts/gpu-check.sh; this is the kernels-only fast path.
+#   local:  kernels/bench/stage_carry.sh        (copies binaries to .carry/kernels)
+#   device: QBENCH_GIT_COMMIT=<sha> kernels/bench/run_device.sh [--bench-filter REGEX] [--no-bench] [--ncu]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:-$PWD/gpu-out}
+mkdir -p "$out"
+bin=.carry/kernels
+filter="."
+bench=1
+ncu=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bench-filter) filter="$2"; shift ;;
+    --no-bench) bench=0 ;;
+    --ncu) ncu=1 ;;
+    *) echo "unknown argument $1"; exit 2 ;;
+  esac
+  shift
+done
+torch_nv=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -1)
+torch_lib=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -1)
+export LD_LIBRARY_PATH="$PWD/$bin:${torch_nv}:${torch_lib}:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/nvidia-smi.csv"
+ldd $bin/bench_kernels | grep -E "not found|cublas|cudart|benchmark"
+rc=0
+timeout 120 $bin/test_w6_ref --no-intro > "$out/test_w6_ref.txt" 2>&1 || rc=1
+tail -3 "$out/test_w6_ref.txt"
+timeout 400 $bin/test_w6_kernels --no-intro > "$out/test_w6_kernels.txt" 2>&1 || rc=1
+grep -E "MESSAGE|FAIL|ERROR|test cases|assertions" "$out/test_w6_kernels.txt" | head -60
+if [ -x $bin/test_backends ]; then
+  OMP_NUM_THREADS=4 timeout 300 $bin/test_backends --no-intro > "$out/test_backends.txt" 2>&1 || rc=1
+  grep -E "FAIL|ERROR|test cases|assertions|error" "$out/test_backends.txt" | head -30
+fi
+timeout 60 $bin/bench_kernels --check 2>&1 | tee "$out/bench_check.txt" || rc=1
+if [ $bench -eq 1 ]; then
+  commit=${QBENCH_GIT_COMMIT:-unknown}
+  timeout 420 $bin/bench_kernels --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+    --benchmark_out="$out/bench_kernels_${commit:0:12}.json" --benchmark_out_format=json > "$out/bench_kernels.txt" 2>&1 || rc=1
+  grep -c median "$out/bench_kernels.txt"
+  grep -E "ERROR|error" "$out/bench_kernels.txt" | head -10
+  grep -E "median" "$out/bench_kernels.txt" | grep -E "/(o|down)/a./m:(1|8)/" | grep "llama-2-70b" | head -40
+fi
+if [ $ncu -eq 1 ] && command -v ncu > /dev/null; then
+  timeout 150 ncu --clock-control none -k regex:w6_gemm_kernel -c 4 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+    $bin/bench_kernels --benchmark_filter='^(w6_imma|flexq_btc)/llama-2-70b/o/a6/m:(1|8)/' --benchmark_repetitions=1 \
+    > "$out/ncu.txt" 2>&1
+  grep -E "w6_gemm_kernel|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\)|Registers|Achieved Occupancy" "$out/ncu.txt" | head -40
+fi
+exit $rc

@@ -1,0 +1,31 @@
+// The W6Ax grouped GEMM interface shared by w6_imma and flexq_btc (torch-free):
+//   out[m, n] = sum_g float(acc[m, n, g]) * (sx[g, m] * float(sw[n, g]))   (fp16 out, fp32 math)
+//   acc[m, n, g] = sum_{k in group g} qa[m, k] * qw[n, k]                   (exact int32)
+// Weights pre-packed (w6_layout.h), activations from act_quant.h. Any m >= 1, any n >= 1
+// (rows past n are padding in the packed tiles), k a multiple of 128.
+#pragma once
+#include "core/status.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace qb::w6 {
+
+struct gemm_args {
+    int m = 0, n = 0, k = 0;
+    int a_bits = 8;               // 6 or 8: activation code width (flexq_btc reads that many planes)
+    const void *w = nullptr;      // packed weights [NT][G][1536 B] (16-byte aligned)
+    const __half *w_scales = nullptr; // [NT][G][16] fp16, pairs (row i, row i + 8)
+    const void *act = nullptr;    // w6_imma: int8 [m, k]; flexq_btc: planes [m][G][4][a_bits] uint32
+    const float *act_scales = nullptr; // [G][m] fp32
+    __half *out = nullptr;        // [m, n] row-major
+    int32_t *group_acc = nullptr; // optional [m][n][G]: the exact per-group integers (tests)
+    bool pdl = false;             // launched right after act_quant_*: overlap with it (Hopper PDL)
+};
+
+// Which kernel configuration a call uses (for benchmark labels and the crossover table).
+const char *w6_config_name(int m);
+
+} // namespace qb::w6

@@ -1,0 +1,479 @@
+// The W6Ax grouped GEMM kernel template behind w6_imma and flexq_btc (include from a .cu only).
+//
+// Weights are the A operand (16 rows per tile), tokens the B operand (8 per tile): at decode the
+// weights are the only large stream, and every lane receives its A fragments straight from
+// global memory in 16-byte loads (no shared memory, no unpack pass): w6_layout.h puts each lane's
+// 12 words of a (16-row, 128-k) tile in three coalesced 512-byte slabs. A warp owns RT row tiles
+// x TT token tiles; KS warps of a block split the K groups of the same tile (interleaved) and
+// reduce through shared memory in a fixed order (deterministic). Weights are prefetched STAGES
+// groups ahead in registers; activations (small, L1/L2 resident) one group ahead.
+// Per group: integer accumulators from the tensor cores (exact), then acc * (sx * sw) in fp32.
+//
+// Preconditions (checked by the launchers): k % 128 == 0, m, n >= 1, 16-byte aligned buffers.
+#pragma once
+#include "common/cuda_check.h"
+#include "quant_pack/w6_gemm.h"
+#include "quant_pack/w6_layout.h"
+#include "quant_pack/w6_ref.h"
+
+#include <cooperative_groups.h>
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+namespace qb::w6::detail {
+
+template <int RT_, int TT_, int WN_, int WM_, int KS_, int STAGES_, int MIN_BLOCKS_>
+struct tile_config {
+    static constexpr int RT = RT_, TT = TT_, WN = WN_, WM = WM_, KS = KS_, STAGES = STAGES_, MIN_BLOCKS = MIN_BLOCKS_;
+    static constexpr int warps = WN * WM * KS;
+    static constexpr int threads = warps * 32;
+    static constexpr int rows_per_block = WN * RT * row_tile;
+    static constexpr int tokens_per_block = WM * TT * 8;
+    // Weights read by one warp only (decode shapes): do not let them evict activations from L1.
+    static constexpr bool stream_weights = (WM == 1);
+};
+
+struct kernel_params {
+    int m, n, k, groups, row_tiles;
+    const uint4 *__restrict__ w;
+    const __half2 *__restrict__ ws;
+    const void *__restrict__ act;
+    const float *__restrict__ as;
+    __half *__restrict__ out;
+    int32_t *__restrict__ group_acc;
+};
+
+__device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+template <int I>
+__device__ __forceinline__ uint32_t word_of(const uint4 (&v)[3]) {
+    constexpr int s = I / 4, c = I % 4;
+    if constexpr (c == 0) return v[s].x;
+    else if constexpr (c == 1) return v[s].y;
+    else if constexpr (c == 2) return v[s].z;
+    else return v[s].w;
+}
+
+__device__ __forceinline__ void mma_s8(int32_t (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void bmma_and_acc(int32_t (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// w6_imma: 6-bit codes unpacked in registers to int8 (x4), mma.sync m16n8k32 s8.
+// ---------------------------------------------------------------------------------------------
+struct imma_mode {
+    static constexpr int act_words = 8; // 32 activation bytes per lane per group
+    __device__ static void load_act(uint32_t (&a)[act_words], const kernel_params &p, int tok, int g, int t) {
+        if (tok < p.m) {
+            const uint4 *src = reinterpret_cast<const uint4 *>(static_cast<const int8_t *>(p.act) + size_t(tok) * p.k +
+                                                               size_t(g) * group_size + 32 * t);
+            const uint4 x = __ldg(src), y = __ldg(src + 1);
+            a[0] = x.x, a[1] = x.y, a[2] = x.z, a[3] = x.w, a[4] = y.x, a[5] = y.y, a[6] = y.z, a[7] = y.w;
+        } else {
+#pragma unroll
+            for (int i = 0; i < act_words; ++i) a[i] = 0;
+        }
+    }
+
+    template <int RT, int TT, int KK>
+    __device__ static void chunk(int32_t (&acc)[RT][TT][4], const uint4 (&w)[RT][3], const uint32_t (&a)[TT][act_words]) {
+#pragma unroll
+        for (int rt = 0; rt < RT; ++rt) {
+            uint32_t frag[4];
+            imma_unpack(word_of<3 * KK>(w[rt]), word_of<3 * KK + 1>(w[rt]), word_of<3 * KK + 2>(w[rt]), frag);
+#pragma unroll
+            for (int tt = 0; tt < TT; ++tt) mma_s8(acc[rt][tt], frag, a[tt][2 * KK], a[tt][2 * KK + 1]);
+        }
+    }
+
+    template <int RT, int TT>
+    __device__ static void group(int32_t (&acc)[RT][TT][4], const uint4 (&w)[RT][3], const uint32_t (&a)[TT][act_words]) {
+#pragma unroll
+        for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+            for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[rt][tt][e] = 0;
+        chunk<RT, TT, 0>(acc, w, a);
+        chunk<RT, TT, 1>(acc, w, a);
+        chunk<RT, TT, 2>(acc, w, a);
+        chunk<RT, TT, 3>(acc, w, a);
+        // Bytes held 4 * q: the sums are multiples of 4, the shift is exact.
+#pragma unroll
+        for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+            for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[rt][tt][e] >>= 2;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// flexq_btc: bit planes on the binary tensor cores, m16n8k256 and.popc, two plane pairs with a
+// shared coefficient per instruction (btc_schedule in w6_layout.h).
+// ---------------------------------------------------------------------------------------------
+template <int ABITS>
+struct btc_mode {
+    static constexpr int act_words = ABITS;
+    static constexpr btc_schedule<ABITS> sched{};
+
+    __device__ static void load_act(uint32_t (&a)[act_words], const kernel_params &p, int tok, int g, int t) {
+        if (tok < p.m) {
+            const uint32_t *src = static_cast<const uint32_t *>(p.act) + ((size_t(tok) * p.groups + g) * 4 + t) * ABITS;
+            if constexpr (ABITS == 8) {
+                const uint4 x = __ldg(reinterpret_cast<const uint4 *>(src)), y = __ldg(reinterpret_cast<const uint4 *>(src) + 1);
+                a[0] = x.x, a[1] = x.y, a[2] = x.z, a[3] = x.w, a[4] = y.x, a[5] = y.y, a[6] = y.z, a[7] = y.w;
+            } else {
+#pragma unroll
+                for (int i = 0; i < ABITS; i += 2) {
+                    const uint2 x = __ldg(reinterpret_cast<const uint2 *>(src + i));
+                    a[i] = x.x, a[i + 1] = x.y;
+                }
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < act_words; ++i) a[i] = 0;
+        }
+    }
+
+    static constexpr int level(int op) { return __builtin_ctz(sched.ops[op].coef > 0 ? sched.ops[op].coef : -sched.ops[op].coef); }
+
+    // Horner over the coefficient exponent: ops run from the highest 2^s down; before each new
+    // level both accumulators double. Positive and negative coefficients chain into separate
+    // accumulators through the mma's own C operand, so no per-op temporaries or multiplies.
+    template <int RT, int TT, int OP>
+    __device__ static void op(int32_t (&pos)[RT][TT][4], int32_t (&neg)[RT][TT][4], const uint4 (&w)[RT][3],
+                              const uint32_t (&a)[TT][act_words]) {
+        constexpr btc_op o = sched.ops[OP];
+        constexpr int j2 = o.wj2 >= 0 ? o.wj2 : o.wj;
+        constexpr int shift = OP == sched.count - 1 ? 0 : level(OP + 1) - level(OP);
+#pragma unroll
+        for (int rt = 0; rt < RT; ++rt) {
+            const uint32_t a0 = word_of<2 * o.wj>(w[rt]), a1 = word_of<2 * o.wj + 1>(w[rt]);
+            const uint32_t a2 = word_of<2 * j2>(w[rt]), a3 = word_of<2 * j2 + 1>(w[rt]);
+#pragma unroll
+            for (int tt = 0; tt < TT; ++tt) {
+                if constexpr (shift > 0) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        pos[rt][tt][e] <<= shift;
+                        neg[rt][tt][e] <<= shift;
+                    }
+                }
+                const uint32_t b1 = o.xi2 >= 0 ? a[tt][o.xi2 >= 0 ? o.xi2 : 0] : 0u;
+                if constexpr (o.coef > 0) bmma_and_acc(pos[rt][tt], a0, a1, a2, a3, a[tt][o.xi], b1);
+                else bmma_and_acc(neg[rt][tt], a0, a1, a2, a3, a[tt][o.xi], b1);
+            }
+        }
+    }
+
+    template <int RT, int TT, int... OPS>
+    __device__ static void all_ops(int32_t (&pos)[RT][TT][4], int32_t (&neg)[RT][TT][4], const uint4 (&w)[RT][3],
+                                   const uint32_t (&a)[TT][act_words], std::integer_sequence<int, OPS...>) {
+        (op<RT, TT, sched.count - 1 - OPS>(pos, neg, w, a), ...); // highest level first
+    }
+
+    template <int RT, int TT>
+    __device__ static void group(int32_t (&acc)[RT][TT][4], const uint4 (&w)[RT][3], const uint32_t (&a)[TT][act_words]) {
+        int32_t neg[RT][TT][4];
+#pragma unroll
+        for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+            for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[rt][tt][e] = neg[rt][tt][e] = 0;
+        all_ops<RT, TT>(acc, neg, w, a, std::make_integer_sequence<int, sched.count>{});
+        constexpr int last = level(0); // the lowest level's remaining weight (0: plane pair (0, 0))
+#pragma unroll
+        for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+            for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[rt][tt][e] = (acc[rt][tt][e] - neg[rt][tt][e]) << last;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// The kernel.
+// ---------------------------------------------------------------------------------------------
+template <class Mode, class Cfg>
+__global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(const kernel_params p) {
+    constexpr int RT = Cfg::RT, TT = Cfg::TT, WN = Cfg::WN, KS = Cfg::KS, STAGES = Cfg::STAGES;
+    constexpr int AW = Mode::act_words;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int gid = lane >> 2, t = lane & 3;
+    const int ks = warp % KS, wmn = warp / KS, wn = wmn % WN, wm = wmn / WN;
+    // K is split over the KS warps of a block and over the gridDim.z blocks of a thread-block
+    // cluster (split-K across blocks, reduced through distributed shared memory): small-N shapes
+    // then fill the machine in whole waves instead of leaving a partial last wave.
+    const int ksplit = KS * gridDim.z, kfirst = blockIdx.z * KS + ks;
+    const int nt0 = (blockIdx.y * WN + wn) * RT;               // first row tile of this warp
+    const int m0 = (blockIdx.x * Cfg::WM + wm) * TT * 8;       // first token of this warp
+    const int n_my = kfirst < p.groups ? (p.groups - kfirst + ksplit - 1) / ksplit : 0; // groups kfirst, kfirst + ksplit, ...
+
+    uint4 wb[STAGES][RT][3];   // weight fragments, STAGES groups ahead
+    __half2 sb[STAGES][RT];    // weight scales (row gid, row gid + 8)
+    float accf[RT][TT][4];     // fp32 output accumulators
+#pragma unroll
+    for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+        for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) accf[rt][tt][e] = 0.f;
+
+    auto load_w = [&](uint4 (&dst)[RT][3], __half2 (&sdst)[RT], int i) {
+        const int g = kfirst + i * ksplit;
+#pragma unroll
+        for (int rt = 0; rt < RT; ++rt) {
+            const int nt = nt0 + rt;
+            if (nt < p.row_tiles) {
+                const size_t tile = size_t(nt) * p.groups + g;
+                const uint4 *src = p.w + tile * (tile_bytes / 16) + lane;
+#pragma unroll
+                for (int j = 0; j < 3; ++j) dst[rt][j] = Cfg::stream_weights ? ld_stream(src + 32 * j) : __ldg(src + 32 * j);
+                sdst[rt] = __ldg(p.ws + tile * 8 + gid);
+            } else {
+#pragma unroll
+                for (int j = 0; j < 3; ++j) dst[rt][j] = make_uint4(0, 0, 0, 0);
+                sdst[rt] = __floats2half2_rn(0.f, 0.f);
+            }
+        }
+    };
+    auto load_a = [&](uint32_t (&dst)[TT][AW], float2 (&sx)[TT], int i) {
+        const int g = kfirst + i * ksplit;
+#pragma unroll
+        for (int tt = 0; tt < TT; ++tt) {
+            Mode::load_act(dst[tt], p, m0 + tt * 8 + gid, g, t);
+            const int ta = m0 + tt * 8 + 2 * t;
+            sx[tt].x = ta < p.m ? __ldg(p.as + size_t(g) * p.m + ta) : 0.f;
+            sx[tt].y = ta + 1 < p.m ? __ldg(p.as + size_t(g) * p.m + ta + 1) : 0.f;
+        }
+    };
+
+    // Activations ride in the same STAGES-deep pipeline as the weights: at decode sizes they are
+    // few bytes but each load is a full memory latency, which one-ahead prefetch left exposed.
+    uint32_t ab[STAGES][TT][AW];
+    float2 sxb[STAGES][TT];
+#pragma unroll
+    for (int s = 0; s < STAGES; ++s)
+        if (s < n_my) load_w(wb[s], sb[s], s);
+    // Programmatic dependent launch: everything above (weights, the big stream) may run while the
+    // activation quantization kernel before us finishes; activations are read only after this.
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#pragma unroll
+    for (int s = 0; s < STAGES; ++s)
+        if (s < n_my) load_a(ab[s], sxb[s], s);
+
+    for (int i0 = 0; i0 < n_my; i0 += STAGES) {
+#pragma unroll
+        for (int s = 0; s < STAGES; ++s) {
+            const int i = i0 + s;
+            if (i < n_my) {
+                const auto &sxc = sxb[s];
+                int32_t acc[RT][TT][4];
+                Mode::template group<RT, TT>(acc, wb[s], ab[s]);
+#pragma unroll
+                for (int rt = 0; rt < RT; ++rt) {
+                    const float2 sw = __half22float2(sb[s][rt]); // .x row gid, .y row gid + 8
+#pragma unroll
+                    for (int tt = 0; tt < TT; ++tt) {
+                        accf[rt][tt][0] = fmaf(float(acc[rt][tt][0]), sxc[tt].x * sw.x, accf[rt][tt][0]);
+                        accf[rt][tt][1] = fmaf(float(acc[rt][tt][1]), sxc[tt].y * sw.x, accf[rt][tt][1]);
+                        accf[rt][tt][2] = fmaf(float(acc[rt][tt][2]), sxc[tt].x * sw.y, accf[rt][tt][2]);
+                        accf[rt][tt][3] = fmaf(float(acc[rt][tt][3]), sxc[tt].y * sw.y, accf[rt][tt][3]);
+                    }
+                }
+                if (p.group_acc) {
+                    const int g = kfirst + i * ksplit;
+#pragma unroll
+                    for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+                        for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                            for (int e = 0; e < 4; ++e) {
+                                const int n = (nt0 + rt) * row_tile + gid + 8 * (e >> 1), m = m0 + tt * 8 + 2 * t + (e & 1);
+                                if (n < p.n && m < p.m) p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acc[rt][tt][e];
+                            }
+                }
+                if (i + STAGES < n_my) {
+                    load_w(wb[s], sb[s], i + STAGES);
+                    load_a(ab[s], sxb[s], i + STAGES);
+                }
+            }
+        }
+    }
+
+    // Block reduction over the KS warps (fixed order), then over the cluster's blocks (fixed order).
+    constexpr int per_lane = RT * TT * 4;
+    if constexpr (KS > 1) {
+        __shared__ float red[KS - 1][Cfg::WN * Cfg::WM][per_lane][32];
+        if (ks > 0) {
+#pragma unroll
+            for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+                for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) red[ks - 1][wmn][(rt * TT + tt) * 4 + e][lane] = accf[rt][tt][e];
+        }
+        __syncthreads();
+        if (ks == 0)
+            for (int k2 = 0; k2 < KS - 1; ++k2)
+#pragma unroll
+                for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+                    for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) accf[rt][tt][e] += red[k2][wmn][(rt * TT + tt) * 4 + e][lane];
+    }
+    if constexpr (Cfg::WM == 1) { // cluster split-K exists for the decode configurations only (cluster_split)
+      if (gridDim.z > 1) {
+        namespace cg = cooperative_groups;
+        __shared__ float part[Cfg::WN * Cfg::WM][per_lane][32];
+        cg::cluster_group cluster = cg::this_cluster();
+        if (ks == 0) {
+#pragma unroll
+            for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+                for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) part[wmn][(rt * TT + tt) * 4 + e][lane] = accf[rt][tt][e];
+        }
+        cluster.sync(); // every block's partial is in its shared memory
+        if (blockIdx.z == 0 && ks == 0) {
+            for (unsigned r = 1; r < gridDim.z; ++r) {
+                const float(*remote)[per_lane][32] = cluster.map_shared_rank(part, r);
+#pragma unroll
+                for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+                    for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) accf[rt][tt][e] += remote[wmn][(rt * TT + tt) * 4 + e][lane];
+            }
+        }
+        cluster.sync(); // the other blocks' shared memory stays alive until rank 0 has read it
+      }
+    }
+    if (ks != 0 || blockIdx.z != 0) return;
+#pragma unroll
+    for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+        for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int n = (nt0 + rt) * row_tile + gid + 8 * (e >> 1), m = m0 + tt * 8 + 2 * t + (e & 1);
+                if (n < p.n && m < p.m) p.out[size_t(m) * p.n + n] = __float2half_rn(accf[rt][tt][e]);
+            }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configurations by M (named predicates, see w6_config_name):
+//   decode8:  m <= 8   one token tile, 4 warps split K, 3 stages (weights + activations)
+//   decode16: m <= 16  two token tiles
+//   mid32:    m <= 64  four token tiles (32 tokens) per block, 4 warps split K
+//   tiled:    m > 64   block = 64 rows x 128 tokens, 8 warps (2 x 4), no K split
+// ---------------------------------------------------------------------------------------------
+using cfg_decode8 = tile_config<1, 1, 1, 1, 4, 3, 4>;
+using cfg_decode16 = tile_config<1, 2, 1, 1, 4, 2, 3>;
+using cfg_mid32 = tile_config<1, 4, 1, 1, 4, 2, 2>;
+using cfg_tiled = tile_config<2, 4, 2, 4, 1, 1, 1>;
+
+// Split-K over a cluster of cs blocks, for layers too small to give every SM a block: cs is the
+// largest power of two (<= 8) with blocks * cs <= the resident-block slots, each warp keeping at
+// least 2 groups. Measured on the H100 (results/kernels): splitting shapes that already fill half
+// the slots or more was slower (cluster co-scheduling costs more than the partial last wave), so
+// those run with cs = 1.
+inline int sm_count() {
+    static int count = [] {
+        int dev = 0, c = 132;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) c = 132;
+        return c;
+    }();
+    return count;
+}
+
+template <class Cfg>
+int cluster_split(unsigned blocks, int groups) {
+    if (Cfg::WM != 1) return 1; // the token-tiled configuration has work enough
+    const unsigned slots = unsigned(sm_count()) * Cfg::MIN_BLOCKS;
+    int cs = 1;
+    while (cs < 8 && blocks * cs * 2 <= slots && groups >= 2 * (cs * 2) * Cfg::KS) cs *= 2;
+    return cs;
+}
+
+template <class Mode, class Cfg>
+status launch_cfg(const gemm_args &a, cudaStream_t stream) {
+    kernel_params p;
+    p.m = a.m;
+    p.n = a.n;
+    p.k = a.k;
+    p.groups = a.k / group_size;
+    p.row_tiles = row_tiles(a.n);
+    p.w = static_cast<const uint4 *>(a.w);
+    p.ws = reinterpret_cast<const __half2 *>(a.w_scales);
+    p.act = a.act;
+    p.as = a.act_scales;
+    p.out = a.out;
+    p.group_acc = a.group_acc;
+    const unsigned gx = unsigned((a.m + Cfg::tokens_per_block - 1) / Cfg::tokens_per_block);
+    const unsigned gy = unsigned((p.row_tiles + Cfg::WN * Cfg::RT - 1) / (Cfg::WN * Cfg::RT));
+    if (gy > 65535u) return status::failure(status_code::unsupported_shape, "n too large for the grid (n=" + std::to_string(a.n) + ")");
+    const int cs = cluster_split<Cfg>(gx * gy, p.groups);
+    cudaLaunchConfig_t lc = {};
+    lc.gridDim = dim3(gx, gy, cs);
+    lc.blockDim = dim3(Cfg::threads);
+    lc.stream = stream;
+    cudaLaunchAttribute attr[2];
+    int na = 0;
+    if (cs > 1) {
+        attr[na].id = cudaLaunchAttributeClusterDimension;
+        attr[na].val.clusterDim.x = 1;
+        attr[na].val.clusterDim.y = 1;
+        attr[na].val.clusterDim.z = cs;
+        ++na;
+    }
+    if (a.pdl) {
+        attr[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[na].val.programmaticStreamSerializationAllowed = 1;
+        ++na;
+    }
+    lc.attrs = attr;
+    lc.numAttrs = na;
+    QB_CUDA_TRY(cudaLaunchKernelEx(&lc, w6_gemm_kernel<Mode, Cfg>, p));
+    QB_CUDA_TRY_LAUNCH();
+    return status::success();
+}
+
+inline status check_args(const char *who, const gemm_args &a) {
+    if (auto st = check_w6_shape(who, a.m, a.n, a.k); !st) return st;
+    if (!a.w || !a.w_scales || !a.act || !a.act_scales || !a.out)
+        return status::failure(status_code::invalid_argument, std::string(who) + ": null buffer");
+    if (reinterpret_cast<uintptr_t>(a.w) % 16 || reinterpret_cast<uintptr_t>(a.act) % 16)
+        return status::failure(status_code::invalid_argument, std::string(who) + ": weights and activations must be 16-byte aligned");
+    return status::success();
+}
+
+template <class Mode>
+status launch_by_m(const gemm_args &a, cudaStream_t stream) {
+    if (a.m <= 8) return launch_cfg<Mode, cfg_decode8>(a, stream);
+    if (a.m <= 16) return launch_cfg<Mode, cfg_decode16>(a, stream);
+    if (a.m <= 64) return launch_cfg<Mode, cfg_mid32>(a, stream);
+    return launch_cfg<Mode, cfg_tiled>(a, stream);
+}
+
+} // namespace qb::w6::detail

@@ -1,0 +1,22 @@
+#include "w6_imma/w6_imma.h"
+
+#include "quant_pack/w6_gemm_kernel.cuh"
+
+namespace qb::w6 {
+
+status w6_imma_supports(int m, int n, int k, int a_bits) {
+    if (auto st = check_w6_shape("w6_imma", m, n, k); !st) return st;
+    if (a_bits < 2 || a_bits > 8)
+        return status::failure(status_code::unsupported_option, "w6_imma: a_bits must be in [2, 8] (a_bits=" + std::to_string(a_bits) + ")");
+    return status::success();
+}
+
+status w6_imma_run(const gemm_args &args, cudaStream_t stream) {
+    if (auto st = w6_imma_supports(args.m, args.n, args.k, args.a_bits); !st) return st;
+    if (auto st = detail::check_args("w6_imma", args); !st) return st;
+    return detail::launch_by_m<detail::imma_mode>(args, stream);
+}
+
+const char *w6_config_name(int m) { return m <= 8 ? "decode8" : m <= 16 ? "decode16" : m <= 64 ? "mid32" : "tiled"; }
+
+} // namespace qb::w6

@@ -1,0 +1,22 @@
+#include "w6ax/w6ax.h"
+#include "w6ax/w6ax_crossover.h"
+
+namespace qb::w6 {
+
+namespace {
+int btc_max_m(int a_bits) {
+    for (const auto &row : w6ax_crossover)
+        if (row.a_bits == a_bits) return row.btc_max_m;
+    return 0;
+}
+} // namespace
+
+w6ax_choice w6ax_choose(int m, int, int, int a_bits) {
+    return m <= btc_max_m(a_bits) ? w6ax_choice::w6ax_choice_btc : w6ax_choice::w6ax_choice_imma;
+}
+
+const char *w6ax_choice_name(w6ax_choice c) { return c == w6ax_choice::w6ax_choice_btc ? "flexq_btc" : "w6_imma"; }
+
+bool w6ax_may_use_btc(int, int, int a_bits) { return btc_max_m(a_bits) > 0; }
+
+} // namespace qb::w6

@@ -1,0 +1,305 @@
+// LibTorch adapters of the CUDA kernel back-ends (kernels/): fp16 (cuBLAS), cublaslt_w8a8,
+// cublas_w8a8_legacy, w6_imma, flexq_btc, w6ax. Each answers supports() with a reason before any
+// work (CPU tensors, dtypes, shapes, weight formats), packs the layer's quantized weight once in
+// bind(), and at forward() runs the fused activation quantizer and the GEMM on the current CUDA
+// stream. Kernel statuses become qb::error naming the layer's values.
+#include "backends/backend.h"
+#include "config.h"
+
+#if QBENCH_HAVE_CUDA
+#include "cublas_gemm/cublas_gemm.h"
+#include "flexq_btc/flexq_btc.h"
+#include "quant_pack/act_quant.h"
+#include "quant_pack/w6_layout.h"
+#include "quant_pack/w6_ref.h"
+#include "w6_imma/w6_imma.h"
+#include "w6ax/w6ax.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+namespace qb {
+namespace {
+
+using namespace qb::w6;
+
+cudaStream_t current_stream() { return at::cuda::getCurrentCUDAStream().stream(); }
+
+void throw_if(const status &st, const std::string &what) {
+    if (!st.ok()) fail("{}: {}", what, st.reason);
+}
+
+// One cuBLAS/cuBLASLt context for all adapters (handles and a 32 MB workspace are per process).
+cublas_context &shared_blas() {
+    static std::once_flag once;
+    static cublas_context *ctx = nullptr;
+    std::call_once(once, [] {
+        ctx = new cublas_context();
+        throw_if(ctx->init(), "cuBLAS initialization");
+    });
+    return *ctx;
+}
+
+status common_checks(const char *who, const linear_layer &layer, at::Device device, at::ScalarType dtype) {
+    if (!device.is_cuda())
+        return status::failure(status_code::unsupported_arch, fmt::format("{}: needs a CUDA device (device={})", who, device.str()));
+    if (dtype != at::kHalf)
+        return status::failure(status_code::unsupported_dtype,
+                               fmt::format("{}: runs fp16 activations (dtype={}); use dtype: fp16", who, c10::toString(dtype)));
+    if (layer.weight.defined() && !layer.weight.is_cuda() && !layer.weight.is_cpu())
+        return status::failure(status_code::unsupported_arch, fmt::format("{}: weight of {} is on {}", who, layer.name, layer.weight.device().str()));
+    return status::success();
+}
+
+at::Tensor as_2d(const at::Tensor &x, int64_t k, const char *who) {
+    if (!x.is_cuda()) fail("{}: input is on {} (needs CUDA)", who, x.device().str());
+    if (x.scalar_type() != at::kHalf) fail("{}: input dtype {} (needs fp16)", who, c10::toString(x.scalar_type()));
+    if (x.size(-1) != k) fail("{}: input has {} features, the layer {}", who, x.size(-1), k);
+    return x.reshape({-1, k}).contiguous();
+}
+
+at::Tensor finish(at::Tensor out, const at::Tensor &x, const at::Tensor &bias) {
+    auto sizes = x.sizes().vec();
+    sizes.back() = out.size(1);
+    out = out.view(sizes);
+    return bias.defined() ? out + bias.to(out.scalar_type()) : out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// W6 back-ends
+// ---------------------------------------------------------------------------------------------
+enum class w6_kind { imma, btc, autopick };
+
+int act_bits_for(const json &o, const std::string &layer_name) {
+    const std::string list = o.value("a8_layers", std::string());
+    size_t pos = 0;
+    while (pos <= list.size()) {
+        const size_t end = std::min(list.find(',', pos), list.size());
+        const std::string item = list.substr(pos, end - pos);
+        if (!item.empty() && layer_name.find(item) != std::string::npos) return 8;
+        pos = end + 1;
+    }
+    return o.value("a_bits", 6);
+}
+
+class w6_runtime final : public linear_runtime {
+public:
+    w6_runtime(w6_kind kind, int a_bits, int64_t n, int64_t k, at::Tensor w_imma, at::Tensor w_btc, at::Tensor scales, at::Tensor bias,
+               std::string what)
+        : kind_(kind), a_bits_(a_bits), n_(n), k_(k), w_imma_(std::move(w_imma)), w_btc_(std::move(w_btc)), scales_(std::move(scales)),
+          bias_(std::move(bias)), what_(std::move(what)) {}
+
+    at::Tensor forward(const at::Tensor &x_in) const override {
+        const char *who = kind_ == w6_kind::imma ? "w6_imma" : kind_ == w6_kind::btc ? "flexq_btc" : "w6ax";
+        auto x = as_2d(x_in, k_, who);
+        const int m = int(x.size(0)), groups = int(k_ / group_size);
+        bool btc = kind_ == w6_kind::btc;
+        if (kind_ == w6_kind::autopick) btc = w6ax_choose(m, int(n_), int(k_), a_bits_) == w6ax_choice::w6ax_choice_btc && w_btc_.defined();
+        auto opts = x.options();
+        auto out = at::empty({m, n_}, opts);
+        auto sx = at::empty({groups, m}, opts.dtype(at::kFloat));
+        const auto stream = current_stream();
+        const auto *xh = reinterpret_cast<const __half *>(x.data_ptr<at::Half>());
+        at::Tensor act;
+        if (btc) {
+            act = at::empty({m, groups, 4, a_bits_}, opts.dtype(at::kInt));
+            throw_if(act_quant_planes(xh, m, int(k_), a_bits_, reinterpret_cast<uint32_t *>(act.data_ptr<int32_t>()), sx.data_ptr<float>(), stream),
+                     fmt::format("{} {}", who, what_));
+        } else {
+            act = at::empty({m, k_}, opts.dtype(at::kChar));
+            throw_if(act_quant_int8(xh, m, int(k_), a_bits_, act.data_ptr<int8_t>(), sx.data_ptr<float>(), stream), fmt::format("{} {}", who, what_));
+        }
+        gemm_args a;
+        a.m = m, a.n = int(n_), a.k = int(k_), a.a_bits = a_bits_;
+        a.w = btc ? w_btc_.data_ptr() : w_imma_.data_ptr();
+        a.w_scales = reinterpret_cast<const __half *>(scales_.data_ptr<at::Half>());
+        a.act = act.data_ptr();
+        a.act_scales = sx.data_ptr<float>();
+        a.out = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
+        a.pdl = true;
+        throw_if(btc ? flexq_btc_run(a, stream) : w6_imma_run(a, stream), fmt::format("{} {} (m={})", who, what_, m));
+        return finish(out, x_in, bias_);
+    }
+    std::string describe() const override { return what_; }
+
+private:
+    w6_kind kind_;
+    int a_bits_;
+    int64_t n_, k_;
+    at::Tensor w_imma_, w_btc_, scales_, bias_;
+    std::string what_;
+};
+
+class w6_backend final : public backend {
+public:
+    w6_backend(w6_kind kind, json options) : kind_(kind), options_(std::move(options)) {}
+
+    const char *name() const { return kind_ == w6_kind::imma ? "w6_imma" : kind_ == w6_kind::btc ? "flexq_btc" : "w6ax"; }
+
+    status supports(const linear_layer &layer, at::Device device, at::ScalarType dtype) const override {
+        if (auto st = common_checks(name(), layer, device, dtype); !st) return st;
+        const int a_bits = act_bits_for(options_, layer.name);
+        if (a_bits != 6 && a_bits != 8)
+            return status::failure(status_code::unsupported_option, fmt::format("{}: a_bits must be 6 or 8 (a_bits={})", name(), a_bits));
+        if (!layer.qweight)
+            return status::failure(status_code::unsupported_option,
+                                   fmt::format("{}: {} has no quantized weight (needs a W6 g128 symmetric quantizer)", name(), layer.name));
+        const auto &q = *layer.qweight;
+        if (q.bits > 6 || q.group_size != group_size || q.zero_points.defined())
+            return status::failure(status_code::unsupported_option,
+                                   fmt::format("{}: {} is w{} g{}{}; needs symmetric weights of at most 6 bits in groups of 128", name(),
+                                               layer.name, q.bits, q.group_size, q.zero_points.defined() ? " asymmetric" : ""));
+        const auto n = layer.out_features(), k = layer.in_features();
+        if (n > (1 << 24) || k > (1 << 24))
+            return status::failure(status_code::unsupported_shape, fmt::format("{}: {} is too large (n={}, k={})", name(), layer.name, n, k));
+        return w6_imma_supports(1, int(n), int(k), a_bits); // k % 128 with the values
+    }
+
+    std::shared_ptr<const linear_runtime> bind(const linear_layer &layer, at::ScalarType dtype) const override {
+        if (auto st = supports(layer, layer.weight.device(), dtype); !st) fail("{}: cannot bind {}: {}", name(), layer.name, st.reason);
+        const auto &q = *layer.qweight;
+        const int n = int(layer.out_features()), k = int(layer.in_features());
+        const int a_bits = act_bits_for(options_, layer.name);
+        // Host packing, once per layer: codes and scales as the kernels read them. The W6 format
+        // stores fp16 scales (6.125 bits/weight): the quantizer's fp32 scales are rounded here.
+        quantized_weights hw;
+        hw.n = n;
+        hw.k = k;
+        auto codes = q.q.to(at::kCPU, at::kChar).contiguous();
+        hw.q.assign(codes.data_ptr<int8_t>(), codes.data_ptr<int8_t>() + size_t(n) * k);
+        auto sc = q.scales.to(at::kCPU, at::kFloat).contiguous();
+        hw.scales.resize(size_t(n) * (k / group_size));
+        for (size_t i = 0; i < hw.scales.size(); ++i) hw.scales[i] = float_to_half(sc.data_ptr<float>()[i]);
+        for (auto v : hw.q)
+            if (v < -32 || v > 31) fail("{}: {} has a code {} outside [-32, 31]", name(), layer.name, int(v));
+        const auto dev = layer.weight.device();
+        auto upload = [&](const packed_weights &p) {
+            return at::from_blob(const_cast<uint8_t *>(p.data.data()), {int64_t(p.data.size())}, at::kByte).to(dev);
+        };
+        at::Tensor w_imma, w_btc, scales;
+        packed_weights pi;
+        if (kind_ != w6_kind::btc) {
+            pi = pack_weights_imma(hw);
+            w_imma = upload(pi);
+        }
+        if (kind_ == w6_kind::btc || (kind_ == w6_kind::autopick && w6ax_may_use_btc(n, k, a_bits))) {
+            auto pb = pack_weights_btc(hw);
+            w_btc = upload(pb);
+            if (pi.scales.empty()) pi.scales = pb.scales;
+        }
+        scales = at::from_blob(pi.scales.data(), {int64_t(pi.scales.size())}, at::kShort).to(dev).view(at::kHalf);
+        return std::make_shared<w6_runtime>(kind_, a_bits, n, k, w_imma, w_btc, scales, layer.bias,
+                                            fmt::format("{} w6a{} g128 (n={}, k={})", name(), a_bits, n, k));
+    }
+
+private:
+    w6_kind kind_;
+    json options_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// cuBLAS baselines
+// ---------------------------------------------------------------------------------------------
+enum class blas_kind { fp16, lt_w8a8, legacy };
+
+class blas_runtime final : public linear_runtime {
+public:
+    blas_runtime(blas_kind kind, at::Tensor w, at::Tensor sw, at::Tensor bias, std::string what)
+        : kind_(kind), w_(std::move(w)), sw_(std::move(sw)), bias_(std::move(bias)), what_(std::move(what)) {}
+
+    at::Tensor forward(const at::Tensor &x_in) const override {
+        const int64_t n = kind_ == blas_kind::legacy ? w_.size(1) : w_.size(0), k = kind_ == blas_kind::legacy ? w_.size(0) : w_.size(1);
+        auto x = as_2d(x_in, k, what_.c_str());
+        const int m = int(x.size(0));
+        auto opts = x.options();
+        auto out = at::empty({m, n}, opts);
+        const auto stream = current_stream();
+        auto &blas = shared_blas();
+        const auto *xh = reinterpret_cast<const __half *>(x.data_ptr<at::Half>());
+        auto *oh = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
+        if (kind_ == blas_kind::fp16) {
+            throw_if(blas.gemm_fp16(m, int(n), int(k), xh, reinterpret_cast<const __half *>(w_.data_ptr<at::Half>()), oh, stream), what_);
+            return finish(out, x_in, bias_);
+        }
+        auto xq = at::empty({m, k}, opts.dtype(at::kChar));
+        auto sx = at::empty({m}, opts.dtype(at::kFloat));
+        auto acc = at::empty({m, n}, opts.dtype(at::kInt));
+        throw_if(act_quant_token(xh, m, int(k), xq.data_ptr<int8_t>(), sx.data_ptr<float>(), stream), what_);
+        if (kind_ == blas_kind::lt_w8a8) {
+            throw_if(blas.gemm_w8a8_lt(m, int(n), int(k), xq.data_ptr<int8_t>(), w_.data_ptr<int8_t>(), sx.data_ptr<float>(), sw_.data_ptr<float>(),
+                                       oh, acc.data_ptr<int32_t>(), stream),
+                     what_);
+        } else {
+            throw_if(blas.gemm_w8a8_legacy(m, int(n), int(k), xq.data_ptr<int8_t>(), w_.data_ptr<int8_t>(), acc.data_ptr<int32_t>(), stream), what_);
+            throw_if(scale_epilogue_i32(m, int(n), acc.data_ptr<int32_t>(), sx.data_ptr<float>(), sw_.data_ptr<float>(), oh, stream), what_);
+        }
+        return finish(out, x_in, bias_);
+    }
+    std::string describe() const override { return what_; }
+
+private:
+    blas_kind kind_;
+    at::Tensor w_, sw_, bias_;
+    std::string what_;
+};
+
+class blas_backend final : public backend {
+public:
+    explicit blas_backend(blas_kind kind) : kind_(kind) {}
+    const char *name() const { return kind_ == blas_kind::fp16 ? "fp16" : kind_ == blas_kind::lt_w8a8 ? "cublaslt_w8a8" : "cublas_w8a8_legacy"; }
+
+    status supports(const linear_layer &layer, at::Device device, at::ScalarType dtype) const override {
+        if (auto st = common_checks(name(), layer, device, dtype); !st) return st;
+        if (kind_ == blas_kind::fp16) return status::success();
+        if (layer.qweight) {
+            const auto &q = *layer.qweight;
+            if (q.bits > 8 || q.group_size != 0 || q.zero_points.defined())
+                return status::failure(status_code::unsupported_option,
+                                       fmt::format("{}: {} is w{} g{}; needs symmetric per-channel (group_size 0) weights of at most 8 bits, "
+                                                   "or none (then the weight is quantized per channel to int8 at bind)",
+                                                   name(), layer.name, q.bits, q.group_size));
+        }
+        return w8a8_lt_supports(1, int(layer.out_features()), int(layer.in_features()));
+    }
+
+    std::shared_ptr<const linear_runtime> bind(const linear_layer &layer, at::ScalarType dtype) const override {
+        if (auto st = supports(layer, layer.weight.device(), dtype); !st) fail("{}: cannot bind {}: {}", name(), layer.name, st.reason);
+        const auto dev = layer.weight.device();
+        if (kind_ == blas_kind::fp16) {
+            auto w = layer.qweight ? layer.qweight->dequantize() : layer.weight;
+            return std::make_shared<blas_runtime>(kind_, w.to(dev, at::kHalf).contiguous(), at::Tensor(), layer.bias,
+                                                  fmt::format("fp16 cuBLAS{}", layer.qweight ? " (dequantized weight)" : ""));
+        }
+        at::Tensor q, s;
+        if (layer.qweight) {
+            q = layer.qweight->q.to(at::kChar);
+            s = layer.qweight->scales.to(at::kFloat).reshape({-1});
+        } else { // per-channel symmetric int8, round half to even, computed in fp32
+            auto w = layer.weight.to(at::kFloat);
+            s = (w.abs().amax(1) / 127.0).clamp_min(1e-10);
+            q = at::round(w / s.unsqueeze(1)).clamp(-128, 127).to(at::kChar);
+        }
+        if (kind_ == blas_kind::legacy) q = q.t(); // the paper's NN call reads [K, N]
+        return std::make_shared<blas_runtime>(kind_, q.to(dev).contiguous(), s.to(dev).contiguous(), layer.bias,
+                                              fmt::format("{} w8a8 per-channel x per-token", name()));
+    }
+
+private:
+    blas_kind kind_;
+};
+
+} // namespace
+
+std::unique_ptr<backend> make_w6_imma_backend(const json &o) { return std::make_unique<w6_backend>(w6_kind::imma, o); }
+std::unique_ptr<backend> make_flexq_btc_backend(const json &o) { return std::make_unique<w6_backend>(w6_kind::btc, o); }
+std::unique_ptr<backend> make_w6ax_backend(const json &o) { return std::make_unique<w6_backend>(w6_kind::autopick, o); }
+std::unique_ptr<backend> make_fp16_backend(const json &) { return std::make_unique<blas_backend>(blas_kind::fp16); }
+std::unique_ptr<backend> make_cublaslt_w8a8_backend(const json &) { return std::make_unique<blas_backend>(blas_kind::lt_w8a8); }
+std::unique_ptr<backend> make_cublas_w8a8_legacy_backend(const json &) { return std::make_unique<blas_backend>(blas_kind::legacy); }
+
+} // namespace qb
+#endif

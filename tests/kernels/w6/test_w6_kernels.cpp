@@ -1,0 +1,338 @@
+// gpu suite: every W6 kernel against the CPU reference (kernels/quant_pack/w6_ref.h).
+//   - fused activation quantization (int8, bit planes, per token): codes and scales bit-exact;
+//   - w6_imma and flexq_btc (A6, A8): per-group int32 accumulators bit-exact against the int64
+//     reference for m in {1, 3, 8, 12, 16, 17, 33, 64, 65, 118, 200} (every kernel configuration
+//     and its token tails), n residues (37, 100), k residues (128, 384, 1152); outputs poisoned
+//     (0xFFFF = fp16 NaN) before each launch;
+//   - fp16 outputs within a stated tolerance of the double-precision reference, with tiny and huge
+//     scales; w6_imma and flexq_btc agree; cuBLASLt W8A8 and the legacy call against the CPU.
+// One line per failure: identity, metric, value, threshold.
+#include "cublas_gemm/cublas_gemm.h"
+#include "flexq_btc/flexq_btc.h"
+#include "quant_pack/act_quant.h"
+#include "quant_pack/w6_layout.h"
+#include "quant_pack/w6_ref.h"
+#include "w6_imma/w6_imma.h"
+#include "w6ax/w6ax.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <tuple>
+#include <string>
+#include <vector>
+
+using namespace qb::w6;
+
+namespace {
+
+template <class T>
+struct dbuf {
+    T *ptr = nullptr;
+    size_t count = 0;
+    explicit dbuf(size_t n) : count(n) { REQUIRE(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T)) == cudaSuccess); }
+    dbuf(const std::vector<T> &h) : dbuf(h.size()) { upload(h); }
+    ~dbuf() { cudaFree(ptr); }
+    void upload(const std::vector<T> &h) { REQUIRE(cudaMemcpy(ptr, h.data(), count * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess); }
+    std::vector<T> download() const {
+        std::vector<T> h(count);
+        REQUIRE(cudaMemcpy(h.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
+        return h;
+    }
+    void poison() { REQUIRE(cudaMemset(ptr, 0xFF, count * sizeof(T)) == cudaSuccess); }
+};
+
+std::vector<uint16_t> random_x(int m, int k, std::mt19937 &rng, float range) {
+    std::uniform_real_distribution<float> d(-range, range);
+    std::vector<uint16_t> x(size_t(m) * k);
+    for (auto &v : x) {
+        float f = d(rng);
+        if (f == 0.f) f = range / 3;
+        v = float_to_half(f);
+    }
+    return x;
+}
+
+quantized_weights random_weights(int n, int k, std::mt19937 &rng, float s_lo, float s_hi) {
+    quantized_weights w;
+    w.n = n;
+    w.k = k;
+    std::uniform_int_distribution<int> c(-31, 31);
+    std::uniform_real_distribution<float> s(s_lo, s_hi);
+    w.q.resize(size_t(n) * k);
+    for (auto &v : w.q) {
+        v = int8_t(c(rng));
+        if (v == 0) v = 7;
+    }
+    w.scales.resize(size_t(n) * (k / 128));
+    for (auto &v : w.scales) v = float_to_half(s(rng));
+    return w;
+}
+
+// fp16 output tolerance against the double reference: the output rounding (2^-11 relative, and
+// at least half the fp16 subnormal spacing, 2^-25, for outputs below 2^-14) plus fp32 accumulation
+// over G groups in any order and the two products per term (each within 2^-24 relative):
+// (G + 2) * 2^-24 * sum_g |term_g|, doubled for headroom.
+double out_tolerance(double ref, double abs_sum, int groups) {
+    return std::max(std::fabs(ref) * std::ldexp(1.0, -11), std::ldexp(1.0, -25)) + 2.0 * (groups + 2) * std::ldexp(1.0, -24) * abs_sum;
+}
+
+bool is_ok_half(uint16_t h) { return (h & 0x7C00) != 0x7C00; } // not inf / NaN (the poison is NaN)
+
+struct case_result {
+    int acc_mismatch = 0, out_fail = 0;
+    double worst = 0;
+};
+
+// Runs one back-end on one problem and checks the per-group integers and the fp16 output.
+case_result run_case(const char *who, int m, int n, int k, int a_bits, const quantized_weights &w, const quantized_acts &qa,
+                     std::vector<uint16_t> *out_host = nullptr) {
+    const bool btc = std::strcmp(who, "flexq_btc") == 0;
+    const int groups = k / 128;
+    auto p = btc ? pack_weights_btc(w) : pack_weights_imma(w);
+    dbuf<uint8_t> dw(p.data);
+    dbuf<uint16_t> ds(p.scales);
+    std::vector<uint32_t> planes;
+    if (btc) planes = pack_act_planes_ref(qa.q.data(), m, k, a_bits);
+    dbuf<int8_t> dact8(qa.q);
+    dbuf<uint32_t> dplanes(planes.empty() ? std::vector<uint32_t>(4) : planes);
+    dbuf<float> dsx(qa.scales);
+    dbuf<__half> dout(size_t(m) * n);
+    dbuf<int32_t> dacc(size_t(m) * n * groups);
+    dout.poison();
+    dacc.poison();
+    gemm_args a;
+    a.m = m, a.n = n, a.k = k, a.a_bits = a_bits;
+    a.w = dw.ptr;
+    a.w_scales = reinterpret_cast<const __half *>(ds.ptr);
+    a.act = btc ? static_cast<const void *>(dplanes.ptr) : static_cast<const void *>(dact8.ptr);
+    a.act_scales = dsx.ptr;
+    a.out = dout.ptr;
+    a.group_acc = dacc.ptr;
+    auto st = btc ? flexq_btc_run(a, nullptr) : w6_imma_run(a, nullptr);
+    REQUIRE_MESSAGE(st.ok(), st.reason);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    case_result r;
+    auto ref = gemm_group_acc_ref(qa.q.data(), w.q.data(), m, n, k);
+    auto acc = dacc.download();
+    for (size_t i = 0; i < ref.size(); ++i)
+        if (acc[i] != ref[i] && r.acc_mismatch++ < 3)
+            MESSAGE(std::string(who) << "/a" << a_bits << "/m=" << m << ",n=" << n << ",k=" << k << " group acc [" << i << "]: got " << acc[i] << " want "
+                        << ref[i] << " FAIL");
+    std::vector<double> abs_sum;
+    auto ref_out = gemm_scale_ref_f64(ref, qa.scales.data(), w.scales.data(), m, n, k, &abs_sum);
+    auto out = dout.download();
+    std::vector<uint16_t> out_bits(out.size());
+    std::memcpy(out_bits.data(), out.data(), out.size() * 2);
+    for (size_t i = 0; i < out_bits.size(); ++i) {
+        const double tol = out_tolerance(ref_out[i], abs_sum[i], groups);
+        const double got = half_to_float(out_bits[i]);
+        const double err = std::fabs(got - ref_out[i]);
+        r.worst = std::max(r.worst, err / tol);
+        if ((!is_ok_half(out_bits[i]) || err > tol) && r.out_fail++ < 3)
+            MESSAGE(std::string(who) << "/a" << a_bits << "/m=" << m << ",n=" << n << ",k=" << k << " out[" << i << "]: |" << got << " - " << ref_out[i]
+                        << "| = " << err << " > tol " << tol << " FAIL");
+    }
+    if (out_host) *out_host = out_bits;
+    return r;
+}
+
+} // namespace
+
+TEST_SUITE("gpu") {
+
+TEST_CASE("act_quant: int8 codes, bit planes and per-token codes are bit-exact against the CPU formula") {
+    std::mt19937 rng(21);
+    for (int m : {1, 3, 8, 17, 118})
+        for (int k : {128, 384, 4096})
+            for (int bits : {6, 8}) {
+                auto x = random_x(m, k, rng, 4.f);
+                // Exact ties: a group whose absmax is 31 (6-bit scale 1): codes rint(x) with .5 values.
+                if (k >= 256) {
+                    x[128] = float_to_half(31.f);
+                    x[129] = float_to_half(2.5f);
+                    x[130] = float_to_half(-3.5f);
+                    x[131] = float_to_half(0.5f);
+                }
+                // An all-zero group (scale 0, codes 0) in the last token.
+                for (int i = 0; i < 128; ++i) x[size_t(m - 1) * k + i] = 0;
+                auto ref = quantize_acts_ref(x.data(), m, k, bits, 128);
+                dbuf<uint16_t> dx(x);
+                dbuf<int8_t> dq(size_t(m) * k);
+                dbuf<float> ds(size_t(m) * (k / 128));
+                dbuf<uint32_t> dp(size_t(m) * (k / 128) * 4 * bits);
+                dbuf<float> ds2(size_t(m) * (k / 128));
+                dq.poison(), ds.poison(), dp.poison(), ds2.poison();
+                auto *xh = reinterpret_cast<const __half *>(dx.ptr);
+                REQUIRE(act_quant_int8(xh, m, k, bits, dq.ptr, ds.ptr, nullptr).ok());
+                REQUIRE(act_quant_planes(xh, m, k, bits, dp.ptr, ds2.ptr, nullptr).ok());
+                REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+                const auto q = dq.download();
+                const auto s = ds.download(), s2 = ds2.download();
+                const auto planes = dp.download();
+                CHECK_MESSAGE(q == ref.q, "act_quant_int8 m=" << m << " k=" << k << " bits=" << bits);
+                CHECK_MESSAGE(std::memcmp(s.data(), ref.scales.data(), s.size() * 4) == 0, "scales m=" << m << " k=" << k);
+                CHECK_MESSAGE(std::memcmp(s2.data(), ref.scales.data(), s2.size() * 4) == 0, "plane scales m=" << m << " k=" << k);
+                CHECK_MESSAGE(planes == pack_act_planes_ref(ref.q.data(), m, k, bits), "act_quant_planes m=" << m << " k=" << k << " bits=" << bits);
+                if (bits == 8) {
+                    auto reft = quantize_acts_ref(x.data(), m, k, 8, k);
+                    dbuf<float> dst(m);
+                    dq.poison();
+                    REQUIRE(act_quant_token(xh, m, k, dq.ptr, dst.ptr, nullptr).ok());
+                    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+                    CHECK_MESSAGE(dq.download() == reft.q, "act_quant_token m=" << m << " k=" << k);
+                    CHECK(dst.download() == reft.scales);
+                }
+            }
+}
+
+TEST_CASE("w6_imma and flexq_btc: per-group int32 bit-exact, fp16 within tolerance, over every configuration") {
+    std::mt19937 rng(7);
+    const int ms[] = {1, 3, 8, 12, 16, 17, 33, 64, 65, 118, 200};
+    const int nks[][2] = {{37, 128}, {100, 384}, {64, 1152}, {256, 512}};
+    double worst = 0;
+    int cases = 0;
+    for (int m : ms)
+        for (const auto &nk : nks) {
+            const int n = nk[0], k = nk[1];
+            auto w = random_weights(n, k, rng, 0.002f, 0.05f);
+            for (int a_bits : {6, 8}) {
+                auto x = random_x(m, k, rng, 3.f);
+                auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+                std::vector<uint16_t> out_imma, out_btc;
+                auto ri = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_imma);
+                auto rb = run_case("flexq_btc", m, n, k, a_bits, w, qa, &out_btc);
+                CHECK_MESSAGE(ri.acc_mismatch == 0, "w6_imma a" << a_bits << " m=" << m << " n=" << n << " k=" << k);
+                CHECK_MESSAGE(ri.out_fail == 0, "w6_imma out a" << a_bits << " m=" << m << " n=" << n << " k=" << k);
+                CHECK_MESSAGE(rb.acc_mismatch == 0, "flexq_btc a" << a_bits << " m=" << m << " n=" << n << " k=" << k);
+                CHECK_MESSAGE(rb.out_fail == 0, "flexq_btc out a" << a_bits << " m=" << m << " n=" << n << " k=" << k);
+                // Same integers, same scaling formula: the two back-ends agree to fp16 rounding.
+                int differ = 0;
+                for (size_t i = 0; i < out_imma.size(); ++i) {
+                    const double a = half_to_float(out_imma[i]), b = half_to_float(out_btc[i]);
+                    if (std::fabs(a - b) > std::ldexp(std::fabs(a), -9) + 1e-6) ++differ;
+                }
+                CHECK_MESSAGE(differ == 0, "w6_imma vs flexq_btc outputs differ beyond 2 fp16 ulps at " << differ << " places");
+                worst = std::max({worst, ri.worst, rb.worst});
+                ++cases;
+            }
+        }
+    MESSAGE("w6 kernels: " << cases << " problems x 2 back-ends; worst fp16 error / tolerance = " << worst);
+}
+
+TEST_CASE("w6 kernels: tiny and huge scales are multiplied in fp32 (no fp16 underflow or overflow)") {
+    std::mt19937 rng(9);
+    const int m = 8, n = 48, k = 512;
+    // Weight scales at the clamp ends (1e-5 is an fp16 subnormal), activation scales tiny or huge:
+    // products 1e-5 * 1e-3 would be 0 in fp16; 1e4 * 1e-6 is fine in fp32 only.
+    for (auto [lo, hi, xr] : {std::tuple{1e-5f, 2e-5f, 0.03f}, std::tuple{5e3f, 1e4f, 1e-4f}}) {
+        auto w = random_weights(n, k, rng, lo, hi);
+        auto x = random_x(m, k, rng, xr);
+        for (int a_bits : {6, 8}) {
+            auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+            for (const char *who : {"w6_imma", "flexq_btc"}) {
+                std::vector<uint16_t> out;
+                auto r = run_case(who, m, n, k, a_bits, w, qa, &out);
+                CHECK_MESSAGE(r.acc_mismatch == 0, std::string(who) << " scales [" << lo << ", " << hi << "]");
+                CHECK_MESSAGE(r.out_fail == 0, std::string(who) << " scales [" << lo << ", " << hi << "]");
+                int nonzero = 0;
+                for (auto h : out) nonzero += (h & 0x7FFF) != 0;
+                CHECK_MESSAGE(nonzero > int(out.size()) / 2, std::string(who) << ": outputs underflowed to zero");
+            }
+        }
+    }
+}
+
+TEST_CASE("w6 kernels: LLaMA-7B shapes at decode sizes, bit-exact") {
+    std::mt19937 rng(17);
+    for (auto [n, k] : {std::pair{4096, 4096}, std::pair{4096, 11008}, std::pair{160, 8192}})
+        for (int m : {1, 8}) {
+            auto w = random_weights(n, k, rng, 0.001f, 0.02f);
+            auto x = random_x(m, k, rng, 2.f);
+            const int a_bits = k == 11008 ? 8 : 6;
+            auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+            for (const char *who : {"w6_imma", "flexq_btc"}) {
+                auto r = run_case(who, m, n, k, a_bits, w, qa);
+                CHECK_MESSAGE(r.acc_mismatch == 0, std::string(who) << " m=" << m << " n=" << n << " k=" << k);
+                CHECK_MESSAGE(r.out_fail == 0, std::string(who) << " m=" << m << " n=" << n << " k=" << k);
+            }
+        }
+}
+
+TEST_CASE("the W6 back-ends refuse what they cannot do, with the values") {
+    CHECK(w6_imma_supports(3, 64, 4100, 8).code == qb::status_code::unsupported_shape);
+    CHECK(w6_imma_supports(3, 64, 4100, 8).reason.find("4100") != std::string::npos);
+    CHECK(flexq_btc_supports(3, 64, 256, 5).code == qb::status_code::unsupported_option);
+    CHECK(flexq_btc_supports(0, 64, 256, 6).code == qb::status_code::invalid_argument);
+    CHECK(flexq_btc_supports(1, 1, 128, 8).ok());
+    gemm_args a; // null buffers
+    a.m = 1, a.n = 16, a.k = 128;
+    CHECK(w6_imma_run(a, nullptr).code == qb::status_code::invalid_argument);
+    CHECK(w8a8_lt_supports(8, 4097, 4096).code == qb::status_code::unsupported_shape);
+}
+
+TEST_CASE("cuBLASLt W8A8 (TN, per-token x per-channel scales) and the legacy cublasGemmEx call against the CPU") {
+    std::mt19937 rng(31);
+    cublas_context ctx;
+    REQUIRE(ctx.init().ok());
+    for (auto [m, n, k] : {std::tuple{1, 256, 512}, std::tuple{17, 100, 384}, std::tuple{118, 512, 1024}}) {
+        std::uniform_int_distribution<int> c(-127, 127);
+        std::vector<int8_t> x(size_t(m) * k), w(size_t(n) * k);
+        for (auto &v : x) v = int8_t(c(rng) | 1);
+        for (auto &v : w) v = int8_t(c(rng) | 1);
+        std::vector<float> sx(m), sw(n);
+        std::uniform_real_distribution<float> s(1e-4f, 1e-2f);
+        for (auto &v : sx) v = s(rng);
+        for (auto &v : sw) v = s(rng);
+        dbuf<int8_t> dx(x), dw(w);
+        dbuf<float> dsx(sx), dsw(sw);
+        dbuf<__half> dout(size_t(m) * n);
+        dbuf<int32_t> dacc(size_t(m) * n), dleg(size_t(m) * n);
+        dout.poison(), dleg.poison();
+        auto st = ctx.gemm_w8a8_lt(m, n, k, dx.ptr, dw.ptr, dsx.ptr, dsw.ptr, dout.ptr, dacc.ptr, nullptr);
+        REQUIRE_MESSAGE(st.ok(), st.reason);
+        MESSAGE("cublaslt_w8a8 m=" << m << " n=" << n << " k=" << k << ": " << std::string(ctx.lt_note()));
+        // Legacy NN reads the weights as [K, N] row-major: give it the transpose.
+        std::vector<int8_t> wkn(size_t(k) * n);
+        for (int r = 0; r < n; ++r)
+            for (int i = 0; i < k; ++i) wkn[size_t(i) * n + r] = w[size_t(r) * k + i];
+        dbuf<int8_t> dwkn(wkn);
+        auto st2 = ctx.gemm_w8a8_legacy(m, n, k, dx.ptr, dwkn.ptr, dleg.ptr, nullptr);
+        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+        const auto out = dout.download();
+        const auto leg = dleg.download();
+        int fails = 0, leg_fails = 0;
+        for (int r = 0; r < m; ++r)
+            for (int cidx = 0; cidx < n; ++cidx) {
+                int64_t acc = 0;
+                for (int i = 0; i < k; ++i) acc += int64_t(x[size_t(r) * k + i]) * w[size_t(cidx) * k + i];
+                const double ref = double(acc) * sx[r] * sw[cidx];
+                uint16_t h;
+                std::memcpy(&h, &out[size_t(r) * n + cidx], 2);
+                // fp16 output rounding plus fp32 scaling of an exact integer (a few 2^-24 relative).
+                const double tol = std::fabs(ref) * (std::ldexp(1.0, -11) + 8 * std::ldexp(1.0, -24)) + 1e-7;
+                if (std::fabs(half_to_float(h) - ref) > tol && fails++ < 3)
+                    MESSAGE("cublaslt_w8a8 (" << r << "," << cidx << "): " << half_to_float(h) << " vs " << ref << " FAIL");
+                if (st2.ok() && leg[size_t(r) * n + cidx] != acc && leg_fails++ < 3)
+                    MESSAGE("cublas_w8a8_legacy (" << r << "," << cidx << "): " << leg[size_t(r) * n + cidx] << " vs " << acc << " FAIL");
+            }
+        CHECK(fails == 0);
+        if (!st2.ok()) MESSAGE("cublas_w8a8_legacy refused: " << st2.reason);
+        CHECK(leg_fails == 0);
+    }
+}
+
+TEST_CASE("w6ax picks a back-end for every m") {
+    for (int m : {1, 8, 64, 2048}) {
+        const auto c = w6ax_choose(m, 4096, 4096, 6);
+        MESSAGE("w6ax m=" << m << ": " << std::string(w6ax_choice_name(c)));
+        CHECK((c == w6ax_choice::w6ax_choice_imma || c == w6ax_choice::w6ax_choice_btc));
+    }
+}
+
+} // TEST_SUITE
