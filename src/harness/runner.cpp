@@ -149,10 +149,25 @@ run_summary run_experiment(const run_options &o) {
             }
             for (auto *layer : model.linears()) layer->runtime = be->bind(*layer, model.dtype());
 
+            const fs::path cache_dir = o.results_root / ".cache";
+            json skipped_evals = json::array();
+            int ran = 0;
             for (const auto &e : cell.evaluations) {
                 const auto ev = evaluations().get(e.name).create(e.options);
-                eval_context ctx{loaded->model, model, cell, e.options, record, data.path};
+                eval_context ctx{loaded->model, model, loaded->tok.get(), loaded->identity, cell, e.options, record, data, cache_dir};
+                if (status st = ev->supports(ctx); !st.ok()) {
+                    log_info("{} evaluation {} skipped: {}", tag, e.name, st.reason);
+                    skipped_evals.push_back({{"name", e.name}, {"reason", st.reason}});
+                    continue;
+                }
                 ev->run(ctx);
+                ++ran;
+            }
+            if (!skipped_evals.empty()) record.set_field("skipped_evaluations", skipped_evals);
+            if (ran == 0) {
+                record.finish_skipped(fmt::format("no evaluation can run on this model: {}", skipped_evals.dump()));
+                ++summary.skipped_unsupported;
+                continue;
             }
             record.finish_ok();
             ++summary.completed;

@@ -12,7 +12,8 @@ loaded_model load_synthetic(const json &options, const model_load_context &ctx) 
     const uint64_t seed = options["seed"];
     log_info("model: synthetic {} ({:.3g} M parameters, seed {}) on {} in {}", config.name, config.total_parameters() / 1e6, seed,
              ctx.device.str(), dtype_name(ctx.dtype));
-    loaded_model out{llama_make_synthetic(config, seed, ctx.dtype, ctx.device), json::object()};
+    loaded_model out{llama_make_synthetic(config, seed, ctx.dtype, ctx.device), json::object(), nullptr, ""};
+    out.identity = json_hash(json{{"format", "synthetic"}, {"config", config.to_json()}, {"seed", seed}});
     // The architecture file is an input like a weight file: its hash pins the shape.
     out.inputs["model_config"] = {{"path", file.string()}, {"sha256", sha256_file_hex(file)}, {"config", config.to_json()}};
     return out;

@@ -3,6 +3,9 @@
 #include "core/json.h"
 #include "core/registry.h"
 #include "model/llama.h"
+#include "tokenizer/tokenizer.h"
+
+#include <memory>
 
 #include <filesystem>
 #include <functional>
@@ -19,6 +22,8 @@ struct model_load_context {
 struct loaded_model {
     llama_model model;
     json inputs; // files read, with sha256 and size: goes into every manifest of the group
+    std::shared_ptr<const tokenizer> tok; // null for synthetic models (no text)
+    std::string identity; // hash of everything that determines the weights (cache keys)
 };
 
 struct model_format_entry {
