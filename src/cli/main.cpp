@@ -8,6 +8,7 @@
 #include "core/table.h"
 #include "harness/catalog.h"
 #include "harness/runner.h"
+#include "cli/generate_cmd.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -123,6 +124,9 @@ int main(int argc, char **argv) {
     table_cmd->add_option("--columns", targs.columns, "identity columns to show (default: those that differ)")->delimiter(',');
     table_cmd->add_option("--results-dir", targs.results_dir, "where run records are (for experiment-file inputs)");
 
+    qb::cli::generate_args gargs;
+    auto *generate_cmd = qb::cli::add_generate_command(app, gargs); // src/cli/generate_cmd.cpp
+
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -138,6 +142,7 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (*table_cmd) return cmd_table(targs);
+        if (*generate_cmd) return qb::cli::run_generate(gargs);
     } catch (const qb::config_error &e) {
         std::cerr << "error: " << e.what() << "\n";
         return 2;

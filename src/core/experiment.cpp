@@ -244,4 +244,13 @@ experiment experiment_load(const std::filesystem::path &file, const component_ca
     return experiment_parse(config_load_file(file), file, catalog);
 }
 
+component_config model_block_load(const std::filesystem::path &file, const component_catalog &catalog) {
+    const config_node root = config_load_file(file);
+    const config_node *node = root.is_mapping() ? root.find("model") : nullptr;
+    if (!node) throw config_error(root.mark, "model", "missing required key (the model block: format and its options)");
+    auto models = parse_component_axis(node, "model", component_kind::model_format, catalog, "format", "", root.mark);
+    if (models.size() != 1) throw config_error(node->mark, "model", fmt::format("names {} models; one is needed here", models.size()));
+    return models.front();
+}
+
 } // namespace qb

@@ -64,6 +64,9 @@ struct experiment {
 // Parses and validates; throws config_error (file:line:col: key.path: message).
 experiment experiment_parse(const config_node &root, const std::filesystem::path &file, const component_catalog &catalog);
 experiment experiment_load(const std::filesystem::path &file, const component_catalog &catalog);
+// The `model:` block of a file (an experiment, or a model file such as configs/checkpoints/*.yaml,
+// includes resolved), validated like an experiment's; exactly one model. Other keys are ignored.
+component_config model_block_load(const std::filesystem::path &file, const component_catalog &catalog);
 
 // The option schema of the experiment's own top-level scalars (device, dtype, seed), for docs.
 const std::vector<option_spec> &experiment_top_level_options();

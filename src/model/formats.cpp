@@ -1,5 +1,7 @@
 #include "model/formats.h"
 
+#include "model/checkpoints.h"
+
 #include "core/log.h"
 #include "core/sha256.h"
 
@@ -33,6 +35,32 @@ const registry<model_format_entry> &model_formats() {
                   {"seed", option_type::integer, 0, "seed of the weights", 0, 9007199254740991.0},
               }},
              load_synthetic},
+            {{"llama2c",
+              "llama2.c checkpoint (.bin, e.g. stories260K) with a tokenizer file",
+              {
+                  {"name", option_type::string, "", "display name (default: the file name)"},
+                  {"path", option_type::string, json(), "the .bin: absolute, pkg:<package>/<file>, or relative to the data dir"},
+                  {"tokenizer", option_type::string, "", "tokenizer.bin / tokenizer.model / tokenizer.json (none: no text evaluations)"},
+                  {"max_seq_len", option_type::integer, 0, "cap the context length (0 = the file's)", 0, 1 << 22},
+              }},
+             load_llama2c},
+            {{"hf",
+              "Hugging Face folder: config.json + model.safetensors (single or sharded), fp32/fp16/bf16; tokenizer.json or tokenizer.model",
+              {
+                  {"name", option_type::string, "", "display name (default: the folder name)"},
+                  {"path", option_type::string, json(), "the folder: absolute, pkg:<package>/<dir>, or relative to the data dir"},
+                  {"tokenizer", option_type::string, "", "tokenizer file (default: the folder's tokenizer.json / tokenizer.model)"},
+                  {"max_seq_len", option_type::integer, 0, "cap the context length (0 = max_position_embeddings)", 0, 1 << 22},
+              }},
+             load_hf},
+            {{"gguf",
+              "GGUF v2/v3 LLaMA file (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_x/Qx_K dequantized), embedded tokenizer",
+              {
+                  {"name", option_type::string, "", "display name (default: general.name)"},
+                  {"path", option_type::string, json(), "the .gguf: absolute, pkg:<package>/<file>, or relative to the data dir"},
+                  {"max_seq_len", option_type::integer, 0, "cap the context length (0 = llama.context_length)", 0, 1 << 22},
+              }},
+             load_gguf},
         });
     return r;
 }
