@@ -86,6 +86,11 @@ int act_bits_for(const json &o, const std::string &layer_name) {
     return o.value("a_bits", 6);
 }
 
+// A layer's activation bits: what its quantizer set (layer.act_quant), else the back-end options.
+int layer_act_bits(const json &o, const linear_layer &layer) {
+    return layer.act_quant.enabled() ? layer.act_quant.bits : act_bits_for(o, layer.name);
+}
+
 class w6_runtime final : public linear_runtime {
 public:
     w6_runtime(w6_kind kind, int a_bits, int64_t n, int64_t k, at::Tensor w_imma, at::Tensor w_btc, at::Tensor scales, at::Tensor bias,
@@ -142,7 +147,11 @@ public:
 
     status supports(const linear_layer &layer, at::Device device, at::ScalarType dtype) const override {
         if (auto st = common_checks(name(), layer, device, dtype); !st) return st;
-        const int a_bits = act_bits_for(options_, layer.name);
+        const int a_bits = layer_act_bits(options_, layer);
+        if (layer.act_quant.enabled() && layer.act_quant.group_size != group_size)
+            return status::failure(status_code::unsupported_option,
+                                   fmt::format("{}: {} asks for activations {}; the kernels quantize per token in groups of 128", name(),
+                                               layer.name, layer.act_quant.describe()));
         if (a_bits != 6 && a_bits != 8)
             return status::failure(status_code::unsupported_option, fmt::format("{}: a_bits must be 6 or 8 (a_bits={})", name(), a_bits));
         if (!layer.qweight)
@@ -163,7 +172,7 @@ public:
         if (auto st = supports(layer, layer.weight.device(), dtype); !st) fail("{}: cannot bind {}: {}", name(), layer.name, st.reason);
         const auto &q = *layer.qweight;
         const int n = int(layer.out_features()), k = int(layer.in_features());
-        const int a_bits = act_bits_for(options_, layer.name);
+        const int a_bits = layer_act_bits(options_, layer);
         // Host packing, once per layer: codes and scales as the kernels read them. The W6 format
         // stores fp16 scales (6.125 bits/weight): the quantizer's fp32 scales are rounded here.
         quantized_weights hw;
@@ -254,7 +263,18 @@ public:
 
     status supports(const linear_layer &layer, at::Device device, at::ScalarType dtype) const override {
         if (auto st = common_checks(name(), layer, device, dtype); !st) return st;
-        if (kind_ == blas_kind::fp16) return status::success();
+        const auto &act = layer.act_quant;
+        if (kind_ == blas_kind::fp16) {
+            if (act.enabled())
+                return status::failure(status_code::unsupported_option,
+                                       fmt::format("fp16: {} asks for activations {}; this back-end runs 16-bit activations", layer.name,
+                                                   act.describe()));
+            return status::success();
+        }
+        if (act.enabled() && (act.bits != 8 || act.group_size != 0))
+            return status::failure(status_code::unsupported_option,
+                                   fmt::format("{}: {} asks for activations {}; this back-end quantizes to int8 per token", name(),
+                                               layer.name, act.describe()));
         if (layer.qweight) {
             const auto &q = *layer.qweight;
             if (q.bits > 8 || q.group_size != 0 || q.zero_points.defined())

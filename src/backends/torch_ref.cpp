@@ -12,14 +12,17 @@ namespace {
 
 class dense_runtime final : public linear_runtime {
 public:
-    dense_runtime(at::Tensor w, at::Tensor b, std::string what) : w_(std::move(w)), b_(std::move(b)), what_(std::move(what)) {}
+    dense_runtime(at::Tensor w, at::Tensor b, activation_quant act, std::string what)
+        : w_(std::move(w)), b_(std::move(b)), act_(act), what_(std::move(what)) {}
     at::Tensor forward(const at::Tensor &x) const override {
-        return at::linear(x, w_, b_.defined() ? std::optional<at::Tensor>(b_) : std::nullopt);
+        // Activation fake-quant (quantize-dequantize in fp32, back to x's dtype), then the matmul.
+        return at::linear(act_.apply(x), w_, b_.defined() ? std::optional<at::Tensor>(b_) : std::nullopt);
     }
     std::string describe() const override { return what_; }
 
 private:
     at::Tensor w_, b_;
+    activation_quant act_;
     std::string what_;
 };
 
@@ -28,10 +31,11 @@ public:
     status supports(const linear_layer &, at::Device, at::ScalarType) const override { return status::success(); }
 
     std::shared_ptr<const linear_runtime> bind(const linear_layer &layer, at::ScalarType dtype) const override {
-        if (!layer.qweight) return std::make_shared<dense_runtime>(layer.weight, layer.bias, "dense");
+        const auto &a = layer.act_quant;
+        if (!layer.qweight) return std::make_shared<dense_runtime>(layer.weight, layer.bias, a, "dense " + a.describe());
         auto w = layer.qweight->dequantize().to(layer.weight.device(), dtype);
         return std::make_shared<dense_runtime>(
-            w, layer.bias, fmt::format("dequantized w{} g{}", layer.qweight->bits, layer.qweight->group_size));
+            w, layer.bias, a, fmt::format("dequantized w{} g{} {}", layer.qweight->bits, layer.qweight->group_size, a.describe()));
     }
 };
 

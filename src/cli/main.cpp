@@ -9,6 +9,7 @@
 #include "harness/catalog.h"
 #include "harness/runner.h"
 #include "cli/generate_cmd.h"
+#include "cli/quantize_cmd.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -124,6 +125,7 @@ int main(int argc, char **argv) {
     table_cmd->add_option("--columns", targs.columns, "identity columns to show (default: those that differ)")->delimiter(',');
     table_cmd->add_option("--results-dir", targs.results_dir, "where run records are (for experiment-file inputs)");
 
+    const auto quantize_cmd = qb::cli::add_quantize_command(app); // src/cli/quantize_cmd.cpp
     qb::cli::generate_args gargs;
     auto *generate_cmd = qb::cli::add_generate_command(app, gargs); // src/cli/generate_cmd.cpp
 
@@ -142,6 +144,7 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (*table_cmd) return cmd_table(targs);
+        if (quantize_cmd->parsed()) return quantize_cmd->run();
         if (*generate_cmd) return qb::cli::run_generate(gargs);
     } catch (const qb::config_error &e) {
         std::cerr << "error: " << e.what() << "\n";

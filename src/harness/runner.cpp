@@ -129,7 +129,14 @@ run_summary run_experiment(const run_options &o) {
                 ++summary.skipped_unsupported;
                 continue;
             }
-            record.set_field("quantization", q->apply(model));
+            // Calibrated methods read text through the model's tokenizer (random tokens without
+            // one) and write their reports (flexq: sensitivity.*) into this run's folder.
+            quantize_context qctx;
+            qctx.tok = loaded->tok.get();
+            qctx.data = data;
+            qctx.run_dir = record.dir();
+            qctx.add_dataset = [&record](const std::string &name, json info) { record.add_dataset(name, std::move(info)); };
+            record.set_field("quantization", q->apply(model, qctx));
 
             const auto be = backends().get(cell.backend.name).create(cell.backend.options);
             std::string unsupported;

@@ -1,6 +1,7 @@
 #include "model/formats.h"
 
 #include "model/checkpoints.h"
+#include "quant/packed_checkpoint.h"
 
 #include "core/log.h"
 #include "core/sha256.h"
@@ -61,6 +62,14 @@ const registry<model_format_entry> &model_formats() {
                   {"max_seq_len", option_type::integer, 0, "cap the context length (0 = llama.context_length)", 0, 1 << 22},
               }},
              load_gguf},
+            {{"packed",
+              "qbench packed checkpoint (.qbq from `qbench quantize`): bit-packed low-bit weights, fp16 scales, activation settings",
+              {
+                  {"name", option_type::string, "", "display name (default: the file name)"},
+                  {"path", option_type::string, json(), "the .qbq: absolute, pkg:<package>/<file>, or relative to the data dir"},
+                  {"tokenizer", option_type::string, "", "tokenizer file of the source model (none: no text evaluations)"},
+              }},
+             load_packed_model},
         });
     return r;
 }

@@ -35,7 +35,8 @@ at::Tensor quantized_weight::dequantize() const {
 
 at::Tensor linear_layer::forward(const at::Tensor &x) const {
     if (runtime) return runtime->forward(x);
-    return at::linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
+    // No back-end bound: the full-precision weight, with the layer's activation fake-quant (if any).
+    return at::linear(act_quant.apply(x), weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
 }
 
 namespace {

@@ -30,11 +30,26 @@ struct quantized_weight {
     at::Tensor dequantize() const; // reference dequantization, fp32 [N, K]
 };
 
+// Dynamic fake quantization of a linear's input activations, recomputed at every forward
+// (symmetric: scale = absmax / (2^(bits-1) - 1) per token or per token-group along K, round half to
+// even, fp32 scales; formulas in src/quant/primitives.h). Set by a quantizer; the dense path and
+// torch_ref apply it, kernel back-ends refuse a layer whose setting they cannot execute.
+struct activation_quant {
+    int bits = 0;           // 0 = activations stay in the model dtype (A16)
+    int64_t group_size = 0; // 0 = one scale per token over all of K; g = groups of g along K
+    bool enabled() const { return bits > 0; }
+    // x [..., K] -> quantize-dequantize in x's dtype (x itself when disabled). Defined in
+    // src/quant/primitives.cpp, beside the formulas.
+    at::Tensor apply(const at::Tensor &x) const;
+    std::string describe() const; // "a16", "a8 per-token", "a6 g128"
+};
+
 struct linear_layer {
     std::string name;                     // stable: "layers.3.mlp.down_proj"
     at::Tensor weight;                    // [N, K] full-precision weight (model dtype)
     at::Tensor bias;                      // [N] or undefined
     std::optional<quantized_weight> qweight;        // set by a quantizer
+    activation_quant act_quant;                    // set by a quantizer; default: none
     std::shared_ptr<const linear_runtime> runtime; // set by a back-end; null = dense weight
 
     int64_t out_features() const { return weight.size(0); }
