@@ -51,6 +51,10 @@ std::string cached_hash(const fs::path &p) {
 
 } // namespace
 
+data_dir_choice datasets_dir(const data_dir_choice &data_dir) {
+    return {data_dir.path / "datasets", data_dir.origin + ", its datasets/ folder"};
+}
+
 data_file_info data_file_verified(const data_dir_choice &dir, const std::string &relative) {
     data_file_info info;
     info.relative = relative;

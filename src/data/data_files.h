@@ -23,6 +23,10 @@ struct data_file_info {
 // mismatch is a qb::error naming the file, the directory and where that directory came from.
 data_file_info data_file_verified(const data_dir_choice &dir, const std::string &relative);
 
+// The datasets/ folder of a data directory (the data directory holds datasets/ and models/):
+// evaluation data files (wikitext2/wiki.test.raw, task files) are named relative to it.
+data_dir_choice datasets_dir(const data_dir_choice &data_dir);
+
 // Looks up the expected hash of `file` in a SHA256SUMS file ("<hex> *<relative path>" or
 // "<hex>  <relative path>" lines). Returns "" when not listed.
 std::string sha256sums_lookup(const std::filesystem::path &sums_file, const std::string &relative_to_sums);

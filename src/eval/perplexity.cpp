@@ -10,7 +10,15 @@
 //             BOS forced at each chunk start, only the second half of each chunk scored;
 //             ppl = exp(mean token NLL) ± from the per-token variance.
 //   lm-eval   (lm-evaluation-harness `wikitext`): one document per article, rolling windows of
-//             seq_len with the whole article scored once; word perplexity = exp(sum NLL / words).
+//             seq_len with the whole article scored once; word perplexity = exp(sum NLL / words),
+//             words counted as lm-eval does (len(re.split(r"\s+", article))). Not lm-eval's
+//             number yet: lm-eval scores the article after its wikitext_detokenizer, and reads
+//             the articles of the `wikitext_document_level` dataset; both are not reproduced here.
+//
+// `limit` keeps the first N windows (lm-eval: the first N articles) and every number divides by
+// what was evaluated (the OmniQuant-derived code FlexQ uses divides by the full window count).
+// Dataset paths are relative to the data directory's datasets/ folder. The correctness evidence
+// against an independent Python reference is tests/eval/ (docs/evaluation-protocols.md).
 //
 // Against the base model (the unquantized model of the same cell) it also reports KL divergence
 // (mean, p99), ln(ppl / ppl_base) ± stderr and top-1 agreement per scored position. The base's
@@ -19,6 +27,8 @@
 // computes the base once. KL from the top-k summary lumps the remaining vocabulary into one
 // bucket: a lower bound of the exact KL (exact when the rest has no mass); `kl_top_k: 0` runs the
 // base model on every window instead and computes the exact KL.
+#include "eval/perplexity.h"
+
 #include "eval/evaluation.h"
 
 #include "core/error.h"
@@ -43,21 +53,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A scored window: the tokens fed to the model and which of its next-token predictions count.
-struct window {
-    std::vector<int32_t> tokens; // tokens[0, n-1) are fed to the model; tokens[1, n) are targets
-    int64_t first_scored = 1;    // first index of `tokens` whose prediction (from position - 1) counts
-};
-
-std::string tokens_hash(const std::vector<window> &windows) {
-    sha256 h;
-    for (const auto &w : windows) {
-        h.update(w.tokens.data(), w.tokens.size() * sizeof(int32_t));
-        const int64_t f = w.first_scored;
-        h.update(&f, sizeof f);
-    }
-    return h.hex_digest();
-}
+using window = perplexity_window;
 
 // Per scored position: the NLL of the actual next token and, for divergences, the distribution.
 struct base_summary {
@@ -108,6 +104,38 @@ double quantile_of(std::vector<double> v, double q) {
     return v[static_cast<size_t>(q * double(v.size() - 1) + 0.5)];
 }
 
+// How many windows from `wi` on share one forward pass: equal lengths (all protocols use fixed
+// windows except lm-eval's last window of an article), at most `batch`.
+size_t batch_extent(const std::vector<window> &windows, size_t wi, int64_t batch) {
+    size_t same = 1;
+    while (same < static_cast<size_t>(batch) && wi + same < windows.size() &&
+           windows[wi + same].tokens.size() == windows[wi].tokens.size())
+        ++same;
+    return same;
+}
+
+// The ids of windows [wi, wi + same) as one [same, t] int64 tensor on `device`.
+at::Tensor batch_ids(const std::vector<window> &windows, size_t wi, size_t same, at::Device device) {
+    std::vector<int64_t> ids;
+    for (size_t b = 0; b < same; ++b) ids.insert(ids.end(), windows[wi + b].tokens.begin(), windows[wi + b].tokens.end());
+    const int64_t t = static_cast<int64_t>(windows[wi].tokens.size());
+    return at::tensor(ids, at::TensorOptions().dtype(at::kLong)).view({static_cast<int64_t>(same), t}).to(device);
+}
+
+// Log-probs of a batch: the last token of each window is only a target, so the model reads
+// tokens[0, t-1) and position p predicts token p+1. [B, T-1, V] fp32.
+at::Tensor batch_logp(const llama_model &model, const at::Tensor &all) {
+    return at::log_softmax(model.forward(all.narrow(1, 0, all.size(1) - 1)), -1);
+}
+
+// NLL of one window's scored tokens [first_scored, t) from its log-probs [T-1, V] (position p
+// predicts token p+1): fp64 on the CPU, converted before any sum.
+at::Tensor scored_nll(const at::Tensor &logp, const at::Tensor &ids, int64_t first_scored) {
+    const int64_t n = ids.size(0) - first_scored;
+    auto targets = ids.narrow(0, first_scored, n).unsqueeze(1);
+    return (-logp.narrow(0, first_scored - 1, n).gather(1, targets).squeeze(1)).to(at::kDouble).cpu().contiguous();
+}
+
 class perplexity final : public evaluation {
 public:
     explicit perplexity(const json &o)
@@ -132,16 +160,26 @@ public:
                                 : dataset_ == "wikitext2" ? "wikitext2/wiki.test.raw"
                                 : dataset_ == "c4"        ? "c4/c4-validation.00000-of-00008.json.gz"
                                                           : "";
-        if (rel.empty()) fail("perplexity: dataset {} needs a path (relative to the data directory)", dataset_);
-        const data_file_info file = data_file_verified(ctx.data, rel);
+        if (rel.empty()) fail("perplexity: dataset {} needs a path (relative to the data directory's datasets/)", dataset_);
+        const data_file_info file = data_file_verified(datasets_dir(ctx.data), rel);
         ctx.record.add_dataset(dataset_, file.to_json());
 
-        int64_t words = 0;
-        std::vector<window> windows = make_windows(*ctx.tok, file, seq_len, ctx.cell.seed, words);
-        const int64_t available = static_cast<int64_t>(windows.size());
-        if (limit_ > 0 && limit_ < available) windows.resize(static_cast<size_t>(limit_));
+        std::vector<int64_t> document_words;
+        std::vector<window> windows = make_windows(*ctx.tok, file, seq_len, ctx.cell.seed, document_words);
+        // `limit` keeps the first N windows, except under lm-eval where it keeps the first N
+        // articles: word perplexity divides by the words of what was scored, so it must not cut
+        // an article. Either way every result divides by what was evaluated.
+        int64_t available = static_cast<int64_t>(windows.size()), words = 0;
+        if (protocol_ == "lm-eval") {
+            available = static_cast<int64_t>(document_words.size());
+            const int64_t docs = limit_ > 0 ? std::min(limit_, available) : available;
+            std::erase_if(windows, [&](const window &w) { return w.document >= docs; });
+            for (int64_t d = 0; d < docs; ++d) words += document_words[static_cast<size_t>(d)];
+        } else if (limit_ > 0 && limit_ < available) {
+            windows.resize(static_cast<size_t>(limit_));
+        }
         if (windows.empty()) fail("perplexity: {} gives no complete window of {} tokens", rel, seq_len);
-        const std::string hash = tokens_hash(windows);
+        const std::string hash = perplexity_tokens_hash(windows);
         int64_t n_scored = 0;
         for (const auto &w : windows) n_scored += static_cast<int64_t>(w.tokens.size()) - w.first_scored;
 
@@ -171,29 +209,19 @@ public:
         progress bar(fmt::format("perplexity[{}]", protocol_), windows.size(), "win");
         int64_t pos = 0; // index of the next scored token in the base summary
         for (size_t wi = 0; wi < windows.size();) {
-            // A batch holds windows of equal length (all protocols use fixed windows except
-            // lm-eval's last window of an article).
-            size_t same = 1;
-            while (same < static_cast<size_t>(batch_) && wi + same < windows.size() &&
-                   windows[wi + same].tokens.size() == windows[wi].tokens.size())
-                ++same;
-            std::vector<int64_t> ids;
-            for (size_t b = 0; b < same; ++b) ids.insert(ids.end(), windows[wi + b].tokens.begin(), windows[wi + b].tokens.end());
-            const int64_t t = static_cast<int64_t>(windows[wi].tokens.size());
-            auto all = at::tensor(ids, at::TensorOptions().dtype(at::kLong)).view({static_cast<int64_t>(same), t}).to(device);
-            // The last token is only a target: the model reads tokens[0, t-1) and position p
-            // predicts token p+1.
-            auto input = all.narrow(1, 0, t - 1);
-            auto logp = at::log_softmax(ctx.model.forward(input), -1); // [B, T-1, V] fp32
+            const size_t same = batch_extent(windows, wi, batch_);
+            auto all = batch_ids(windows, wi, same, device);
+            const int64_t t = all.size(1);
+            auto logp = batch_logp(ctx.model, all);
             at::Tensor base_logp;
-            if (divergence && (top_k_ == 0 || !base_cached)) base_logp = at::log_softmax(ctx.base.forward(input), -1);
+            if (divergence && (top_k_ == 0 || !base_cached)) base_logp = batch_logp(ctx.base, all);
             for (size_t b = 0; b < same; ++b) {
                 const auto &w = windows[wi + b];
                 const int64_t f = w.first_scored;
                 const int64_t n = t - f;
                 auto targets = all[b].narrow(0, f, n).unsqueeze(1);            // [n, 1]
                 auto lp = logp[b].narrow(0, f - 1, n);                          // [n, V]: position p predicts token p+1
-                auto nll = (-lp.gather(1, targets).squeeze(1)).to(at::kDouble).cpu().contiguous(); // [n]
+                auto nll = scored_nll(logp[b], all[b], f);                      // [n] fp64 on the CPU
                 const double *nll_p = nll.data_ptr<double>();
                 double sum = 0;
                 for (int64_t i = 0; i < n; ++i) sum += nll_p[i];
@@ -260,7 +288,7 @@ public:
 
 private:
     std::vector<window> make_windows(const tokenizer &tok, const data_file_info &file, int64_t seq_len, uint64_t seed,
-                                     int64_t &words) const {
+                                     std::vector<int64_t> &document_words) const {
         std::vector<window> out;
         const bool bos = tok.add_bos_default() && tok.bos_id() >= 0;
         if (dataset_ == "c4") {
@@ -283,52 +311,12 @@ private:
             }
             return out;
         }
-        const std::string raw = read_text_file(file.path);
-        if (protocol_ == "gptq") {
-            const std::string text = dataset_ == "wikitext2" ? join_rows(wikitext_hf_rows(raw)) : raw;
-            const auto ids = tok.encode(text, bos);
-            for (size_t s = 0; s + static_cast<size_t>(seq_len) <= ids.size(); s += static_cast<size_t>(seq_len))
-                out.push_back({std::vector<int32_t>(ids.begin() + static_cast<long>(s), ids.begin() + static_cast<long>(s) + seq_len), 1});
-        } else if (protocol_ == "llamacpp") {
-            const auto ids = tok.encode(raw, bos);
-            for (size_t s = 0; s + static_cast<size_t>(seq_len) <= ids.size(); s += static_cast<size_t>(seq_len)) {
-                window w{std::vector<int32_t>(ids.begin() + static_cast<long>(s), ids.begin() + static_cast<long>(s) + seq_len),
-                         seq_len / 2 + 1};
-                if (bos) w.tokens[0] = tok.bos_id(); // llama.cpp forces BOS at every chunk start
-                out.push_back(std::move(w));
-            }
-        } else { // lm-eval: rolling windows over each article, every token scored once
-            // lm-eval's get_rolling_token_windows with context_len 1: the first window predicts
-            // the first seq_len tokens from a prefix token (BOS, else EOS); each later one predicts
-            // the next tokens with the seq_len tokens before them as context.
-            const int32_t prefix = tok.bos_id() >= 0 ? tok.bos_id() : tok.eos_id();
-            for (const auto &doc : wikitext_articles(raw)) {
-                words += static_cast<int64_t>(count_words(doc));
-                const auto ids = tok.encode(doc, false);
-                std::vector<int32_t> seq;
-                if (prefix >= 0) seq.push_back(prefix);
-                seq.insert(seq.end(), ids.begin(), ids.end());
-                const int64_t len = static_cast<int64_t>(seq.size());
-                for (int64_t s = 1; s < len;) {
-                    const int64_t e = std::min(len, s + seq_len);
-                    const int64_t b = std::max<int64_t>(0, e - seq_len - 1);
-                    out.push_back({std::vector<int32_t>(seq.begin() + b, seq.begin() + e), s - b});
-                    s = e;
-                }
-            }
-        }
-        return out;
-    }
-
-    static size_t count_words(const std::string &doc) {
-        size_t n = 0;
-        bool in_word = false;
-        for (char c : doc) {
-            const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
-            if (!space && !in_word) ++n;
-            in_word = !space;
-        }
-        return n;
+        // jsonl: the documents' text field, joined like rows; text / wikitext2: the file as is.
+        const std::string raw = dataset_ == "jsonl" ? join_rows(read_jsonl_field(file.path, field_.empty() ? "text" : field_))
+                                                    : read_text_file(file.path);
+        auto text = perplexity_windows_of_text(tok, protocol_, dataset_ == "wikitext2", raw, seq_len);
+        document_words = std::move(text.document_words);
+        return std::move(text.windows);
     }
 
     void emit(eval_context &ctx, const data_file_info &file, const std::string &hash, size_t n_windows, int64_t available,
@@ -342,7 +330,7 @@ private:
             r["dataset_sha256"] = file.sha256;
             r["seq_len"] = seq_len;
             r["windows"] = n_windows;
-            r["windows_available"] = available;
+            r[protocol_ == "lm-eval" ? "documents_available" : "windows_available"] = available;
             r["tokens_scored"] = n_scored;
             r["tokens_hash"] = hash;
             return r;
@@ -403,5 +391,89 @@ private:
 } // namespace
 
 std::unique_ptr<evaluation> make_perplexity_evaluation(const json &options) { return std::make_unique<perplexity>(options); }
+
+std::string perplexity_tokens_hash(const std::vector<perplexity_window> &windows) {
+    sha256 h;
+    for (const auto &w : windows) {
+        h.update(w.tokens.data(), w.tokens.size() * sizeof(int32_t));
+        const int64_t f = w.first_scored;
+        h.update(&f, sizeof f);
+    }
+    return h.hex_digest();
+}
+
+int64_t lm_eval_word_count(std::string_view text) {
+    // re.split(r"\s+", text) gives one more piece than there are whitespace runs, counting the
+    // empty pieces before a leading and after a trailing run.
+    auto space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; };
+    int64_t runs = 0;
+    for (size_t i = 0; i < text.size(); ++i)
+        if (space(text[i]) && (i == 0 || !space(text[i - 1]))) ++runs;
+    return runs + 1;
+}
+
+perplexity_text_windows perplexity_windows_of_text(const tokenizer &tok, const std::string &protocol, bool wikitext,
+                                                   std::string_view raw, int64_t seq_len) {
+    perplexity_text_windows out;
+    const bool bos = tok.add_bos_default() && tok.bos_id() >= 0;
+    const size_t len = static_cast<size_t>(seq_len);
+    if (protocol == "gptq") {
+        // One token stream (BOS only at its start), non-overlapping windows, remainder dropped.
+        const auto ids = tok.encode(wikitext ? join_rows(wikitext_hf_rows(raw)) : std::string(raw), bos);
+        for (size_t s = 0; s + len <= ids.size(); s += len)
+            out.windows.push_back({std::vector<int32_t>(ids.begin() + static_cast<long>(s), ids.begin() + static_cast<long>(s + len)), 1});
+    } else if (protocol == "llamacpp") {
+        // llama.cpp's perplexity: the raw text tokenized once, chunks of n_ctx with the chunk's
+        // first token replaced by BOS; logits at positions n_ctx/2 .. n_ctx-2 are scored, i.e.
+        // tokens n_ctx/2+1 .. n_ctx-1 (n_ctx/2 - 1 per chunk).
+        const auto ids = tok.encode(raw, bos);
+        for (size_t s = 0; s + len <= ids.size(); s += len) {
+            perplexity_window w{std::vector<int32_t>(ids.begin() + static_cast<long>(s), ids.begin() + static_cast<long>(s + len)),
+                                seq_len / 2 + 1};
+            if (bos) w.tokens[0] = tok.bos_id();
+            out.windows.push_back(std::move(w));
+        }
+    } else if (protocol == "lm-eval") {
+        // lm-eval's get_rolling_token_windows with context_len 1: the first window predicts the
+        // first seq_len tokens from a prefix token (BOS, else EOS); each later one predicts the
+        // next tokens with the seq_len tokens before them as context.
+        const int32_t prefix = tok.bos_id() >= 0 ? tok.bos_id() : tok.eos_id();
+        const auto docs = wikitext ? wikitext_articles(raw) : std::vector<std::string>{std::string(raw)};
+        for (size_t d = 0; d < docs.size(); ++d) {
+            out.document_words.push_back(lm_eval_word_count(docs[d]));
+            const auto ids = tok.encode(docs[d], false);
+            std::vector<int32_t> seq;
+            if (prefix >= 0) seq.push_back(prefix);
+            seq.insert(seq.end(), ids.begin(), ids.end());
+            const int64_t n = static_cast<int64_t>(seq.size());
+            for (int64_t s = 1; s < n;) {
+                const int64_t e = std::min(n, s + seq_len);
+                const int64_t b = std::max<int64_t>(0, e - seq_len - 1);
+                out.windows.push_back({std::vector<int32_t>(seq.begin() + b, seq.begin() + e), s - b, static_cast<int64_t>(d)});
+                s = e;
+            }
+        }
+    } else {
+        fail("perplexity: unknown protocol '{}' (gptq, llamacpp, lm-eval)", protocol);
+    }
+    return out;
+}
+
+std::vector<std::vector<double>> perplexity_token_nll(const llama_model &model, const std::vector<perplexity_window> &windows,
+                                                      int64_t batch) {
+    c10::InferenceMode guard;
+    std::vector<std::vector<double>> out;
+    for (size_t wi = 0; wi < windows.size();) {
+        const size_t same = batch_extent(windows, wi, batch);
+        auto all = batch_ids(windows, wi, same, model.device());
+        auto logp = batch_logp(model, all);
+        for (size_t b = 0; b < same; ++b) {
+            auto nll = scored_nll(logp[b], all[b], windows[wi + b].first_scored);
+            out.emplace_back(nll.data_ptr<double>(), nll.data_ptr<double>() + nll.numel());
+        }
+        wi += same;
+    }
+    return out;
+}
 
 } // namespace qb

@@ -34,7 +34,7 @@ const registry<evaluation_entry> &evaluations() {
               {
                   {"dataset", option_type::choice, "wikitext2", "corpus kind: wikitext2 (raw file), c4 (json.gz shard), text, jsonl",
                    -INFINITY, INFINITY, {"wikitext2", "c4", "text", "jsonl"}},
-                  {"path", option_type::string, "", "file relative to the data directory (default: wikitext2/wiki.test.raw, c4/c4-validation.00000-of-00008.json.gz)"},
+                  {"path", option_type::string, "", "file relative to the data directory's datasets/ folder (default: wikitext2/wiki.test.raw, c4/c4-validation.00000-of-00008.json.gz)"},
                   {"field", option_type::string, "text", "jsonl / c4: the field holding each document's text"},
                   {"protocol", option_type::choice, "gptq", "gptq (papers), llamacpp (second half of each chunk), lm-eval (word perplexity)",
                    -INFINITY, INFINITY, {"gptq", "llamacpp", "lm-eval"}},

@@ -8,12 +8,15 @@
 // and each continuation continues from it (the cache is rewound between choices). Per-item
 // results go to samples_<task>.jsonl with doc/prompt/target hashes, so two runs can prove they
 // scored the same items; an interrupted cell resumes from the samples of its previous record.
+#include "eval/zeroshot.h"
+
 #include "eval/evaluation.h"
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/run_record.h"
+#include "data/data_files.h"
 #include "data/zeroshot_tasks.h"
 
 #include <ATen/ATen.h>
@@ -35,16 +38,26 @@ struct scored_item {
     std::vector<bool> greedy;
 };
 
-// Rows of samples_<task>.jsonl from the newest earlier record of this config (failed or
-// interrupted), keyed by item index, kept only where all three hashes still match.
+// Rows of samples_<task>.jsonl from the newest earlier record of this config that did not
+// finish (failed or interrupted), keyed by item index, kept only where all three hashes match.
 std::map<int64_t, scored_item> resumable_samples(const eval_context &ctx, const zeroshot_task &task) {
     std::map<int64_t, scored_item> out;
     const auto exp_dir = ctx.record.dir().parent_path();
     auto dirs = list_run_dirs(exp_dir);
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
-        if (*it == ctx.record.dir()) continue;
+        if (*it == ctx.record.dir() || it->filename().string().find(ctx.record.config_hash().substr(0, 8)) == std::string::npos) continue;
+        // Only an unfinished run is resumed, and only when it is the newest record of this config:
+        // after a completed one the cell runs in full (--force after a code or model change must
+        // not bring back older numbers).
+        std::string status;
+        try {
+            status = read_run(*it).manifest.value("status", "");
+        } catch (const std::exception &) {
+            status = "unreadable";
+        }
+        if (status == "ok" || status == "skipped") break;
         const fs::path samples = *it / ("samples_" + task.name + ".jsonl");
-        if (!fs::exists(samples) || it->filename().string().find(ctx.record.config_hash().substr(0, 8)) == std::string::npos) continue;
+        if (!fs::exists(samples)) continue;
         std::ifstream in(samples);
         std::string line;
         while (std::getline(in, line)) {
@@ -87,7 +100,7 @@ public:
     void run(eval_context &ctx) const override {
         c10::InferenceMode guard;
         for (const auto &name : tasks_) {
-            const zeroshot_task task = zeroshot_task_load(zeroshot_task_file(name), ctx.data);
+            const zeroshot_task task = zeroshot_task_load(zeroshot_task_file(name), datasets_dir(ctx.data));
             json files = json::array();
             for (const auto &f : task.files) files.push_back(f.to_json());
             ctx.record.add_dataset(task.name, {{"files", files},
@@ -102,24 +115,6 @@ public:
     }
 
 private:
-    // lm-eval's _encode_pair: trailing spaces of the context go to the continuation; the
-    // continuation's tokens are those of context+continuation after the context's tokens.
-    std::pair<std::vector<int32_t>, std::vector<int32_t>> encode_pair(const tokenizer &tok, std::string context,
-                                                                      std::string continuation) const {
-        size_t n_spaces = 0;
-        while (n_spaces < context.size() && context[context.size() - 1 - n_spaces] == ' ') ++n_spaces;
-        if (n_spaces) {
-            continuation = context.substr(context.size() - n_spaces) + continuation;
-            context.resize(context.size() - n_spaces);
-        }
-        const bool bos = add_bos_ && tok.bos_id() >= 0;
-        auto whole = tok.encode(context + continuation, bos);
-        auto ctx_ids = tok.encode(context, bos);
-        if (ctx_ids.empty()) ctx_ids.push_back(tok.eos_id() >= 0 ? tok.eos_id() : tok.bos_id()); // lm-eval: empty context -> EOT
-        std::vector<int32_t> cont(whole.begin() + static_cast<long>(std::min(ctx_ids.size(), whole.size())), whole.end());
-        return {ctx_ids, cont};
-    }
-
     void run_task(eval_context &ctx, const zeroshot_task &task) const {
         const auto &model = ctx.model;
         const auto &tok = *ctx.tok;
@@ -130,57 +125,18 @@ private:
         std::ofstream samples(ctx.record.dir() / ("samples_" + task.name + ".jsonl"));
         progress bar(fmt::format("zeroshot[{}]", task.name), n_items, "item");
         std::vector<double> acc, acc_norm;
-        const auto device = model.device();
-        // Most items need a few hundred positions: start small, grow when an item needs more.
-        auto cache = model.make_cache(1, std::min<int64_t>(max_len, 1024));
+        loglikelihood_scorer scorer(model, max_len);
+        size_t resumed = 0;
         for (size_t ii = 0; ii < n_items; ++ii) {
             const auto &item = task.items[ii];
             scored_item s;
             if (auto it = done.find(static_cast<int64_t>(ii)); it != done.end()) {
                 s = it->second;
+                ++resumed;
             } else {
-                // Choices of one item share their context (except partial scoring): run it once.
-                std::vector<int32_t> shared_ctx;
-                at::Tensor ctx_last_logp; // log-probs after the context's last token
-                for (const auto &req : item.requests) {
-                    auto [ctx_ids, cont] = encode_pair(tok, req.context, req.continuation);
-                    if (cont.empty()) fail("zeroshot[{}] item {}: the continuation \"{}\" has no tokens", task.name, ii, req.continuation);
-                    // lm-eval truncates from the left to max_length + 1 tokens.
-                    std::vector<int32_t> all = ctx_ids;
-                    all.insert(all.end(), cont.begin(), cont.end());
-                    if (static_cast<int64_t>(all.size()) > max_len + 1) {
-                        all.erase(all.begin(), all.end() - (max_len + 1));
-                        ctx_ids.assign(all.begin(), all.end() - static_cast<long>(cont.size()));
-                    }
-                    const int64_t fed = static_cast<int64_t>(all.size()) - 1; // the last token is only a target
-                    if (fed > cache.capacity()) {
-                        int64_t cap = cache.capacity();
-                        while (cap < fed) cap *= 2;
-                        cache = model.make_cache(1, std::min<int64_t>(cap, max_len));
-                        shared_ctx.clear();
-                    }
-                    if (ctx_ids != shared_ctx) {
-                        cache.length = 0;
-                        auto input = at::tensor(std::vector<int64_t>(ctx_ids.begin(), ctx_ids.end()), at::TensorOptions().dtype(at::kLong))
-                                         .view({1, -1})
-                                         .to(device);
-                        auto logits = model.forward(input, &cache);
-                        ctx_last_logp = at::log_softmax(logits[0][logits.size(1) - 1], -1);
-                        shared_ctx = ctx_ids;
-                    }
-                    cache.length = static_cast<int64_t>(ctx_ids.size()); // rewind to the end of the context
-                    // Continuation tokens but the last go in; the first is predicted by the context.
-                    std::vector<int64_t> cont_in(cont.begin(), cont.end() - 1);
-                    at::Tensor lp = ctx_last_logp.unsqueeze(0); // [1, V]
-                    if (!cont_in.empty()) {
-                        auto in = at::tensor(cont_in, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
-                        lp = at::cat({lp, at::log_softmax(model.forward(in, &cache)[0], -1)}, 0); // [len(cont), V]
-                    }
-                    auto targets = at::tensor(std::vector<int64_t>(cont.begin(), cont.end()), at::TensorOptions().dtype(at::kLong)).to(device);
-                    const double ll = lp.gather(1, targets.unsqueeze(1)).sum().item<double>();
-                    const bool greedy = at::equal(lp.argmax(-1), targets);
-                    s.ll.push_back(ll);
-                    s.greedy.push_back(greedy);
+                for (const auto &c : scorer.score(tok, item, add_bos_, fmt::format("zeroshot[{}] item {}", task.name, ii))) {
+                    s.ll.push_back(c.loglikelihood);
+                    s.greedy.push_back(c.is_greedy);
                 }
             }
             size_t pred = 0, pred_norm = 0;
@@ -211,7 +167,7 @@ private:
             r["template"] = task.template_name;
             r["task_hash"] = task.task_hash;
             r["add_bos"] = add_bos_;
-            r["resumed_items"] = done.size();
+            r["resumed_items"] = resumed;
             ctx.record.add_metric(r);
         };
         for (const auto &m : task.metrics) emit(m, m == "acc" ? acc : acc_norm);
@@ -226,5 +182,80 @@ private:
 } // namespace
 
 std::unique_ptr<evaluation> make_zeroshot_evaluation(const json &options) { return std::make_unique<zeroshot>(options); }
+
+std::pair<std::vector<int32_t>, std::vector<int32_t>> lm_eval_encode_pair(const tokenizer &tok, std::string context,
+                                                                          std::string continuation, bool add_bos) {
+    // Python's str.isspace() for ASCII: space, \t \n \v \f \r and the separators \x1c-\x1f.
+    auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f'); };
+    size_t n_spaces = 0;
+    while (n_spaces < context.size() && space(context[context.size() - 1 - n_spaces])) ++n_spaces;
+    if (n_spaces) {
+        continuation = context.substr(context.size() - n_spaces) + continuation;
+        context.resize(context.size() - n_spaces);
+    }
+    const bool bos = add_bos && tok.bos_id() >= 0;
+    if (context.empty()) { // lm-eval: context "" -> [prefix_token_id] + encode(continuation)
+        const int32_t prefix = tok.bos_id() >= 0 ? tok.bos_id() : tok.eos_id();
+        return {{prefix}, tok.encode(continuation, false)};
+    }
+    auto whole = tok.encode(context + continuation, bos);
+    auto ctx_ids = tok.encode(context, bos);
+    std::vector<int32_t> cont(whole.begin() + static_cast<long>(std::min(ctx_ids.size(), whole.size())), whole.end());
+    return {std::move(ctx_ids), std::move(cont)};
+}
+
+// Most items need a few hundred positions: the cache starts small and grows when an item needs more.
+loglikelihood_scorer::loglikelihood_scorer(const llama_model &model, int64_t max_length)
+    : model_(model), max_len_(max_length), cache_(model.make_cache(1, std::min<int64_t>(max_length, 1024))) {}
+
+std::vector<choice_score> loglikelihood_scorer::score(const tokenizer &tok, const zeroshot_item &item, bool add_bos,
+                                                      const std::string &where) {
+    c10::InferenceMode guard;
+    const auto device = model_.device();
+    std::vector<choice_score> out;
+    for (const auto &req : item.requests) {
+        auto [ctx_ids, cont] = lm_eval_encode_pair(tok, req.context, req.continuation, add_bos);
+        if (cont.empty()) fail("{}: the continuation \"{}\" has no tokens", where, req.continuation);
+        // lm-eval keeps the last max_length + 1 tokens (the last one is only a target).
+        std::vector<int32_t> all = ctx_ids;
+        all.insert(all.end(), cont.begin(), cont.end());
+        if (static_cast<int64_t>(all.size()) > max_len_ + 1) {
+            all.erase(all.begin(), all.end() - (max_len_ + 1));
+            if (cont.size() >= all.size()) fail("{}: the continuation alone has {} tokens, more than max_length {}", where, cont.size(), max_len_);
+            ctx_ids.assign(all.begin(), all.end() - static_cast<long>(cont.size()));
+        }
+        const int64_t fed = static_cast<int64_t>(all.size()) - 1;
+        if (fed > cache_.capacity()) {
+            int64_t cap = cache_.capacity();
+            while (cap < fed) cap *= 2;
+            cache_ = model_.make_cache(1, std::min<int64_t>(cap, max_len_));
+            cached_ctx_.clear();
+        }
+        if (ctx_ids != cached_ctx_) {
+            cache_.length = 0;
+            auto input = at::tensor(std::vector<int64_t>(ctx_ids.begin(), ctx_ids.end()), at::TensorOptions().dtype(at::kLong))
+                             .view({1, -1})
+                             .to(device);
+            auto logits = model_.forward(input, &cache_);
+            ctx_last_logp_ = at::log_softmax(logits[0][logits.size(1) - 1], -1);
+            cached_ctx_ = ctx_ids;
+        }
+        cache_.length = static_cast<int64_t>(ctx_ids.size()); // rewind to the end of the context
+        // The first continuation token is predicted by the context's last position; the others
+        // by the continuation tokens before them, fed after the context.
+        at::Tensor lp = ctx_last_logp_.unsqueeze(0); // [1, V]
+        if (cont.size() > 1) {
+            std::vector<int64_t> cont_in(cont.begin(), cont.end() - 1);
+            auto in = at::tensor(cont_in, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
+            lp = at::cat({lp, at::log_softmax(model_.forward(in, &cache_)[0], -1)}, 0); // [len(cont), V]
+        }
+        auto targets = at::tensor(std::vector<int64_t>(cont.begin(), cont.end()), at::TensorOptions().dtype(at::kLong)).to(device);
+        choice_score c;
+        c.loglikelihood = lp.gather(1, targets.unsqueeze(1)).to(at::kDouble).sum().item<double>();
+        c.is_greedy = at::equal(lp.argmax(-1), targets);
+        out.push_back(c);
+    }
+    return out;
+}
 
 } // namespace qb
