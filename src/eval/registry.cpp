@@ -54,6 +54,7 @@ const registry<evaluation_entry> &evaluations() {
                   {"limit", option_type::integer, 0, "score only the first N items of each task (0 = all)", 0, 1 << 30},
                   {"add_bos", option_type::boolean, false, "prepend BOS to contexts (lm-eval v0.4 does not for LLaMA)"},
                   {"max_length", option_type::integer, 0, "context limit, left-truncated (0 = the model's)", 0, 1 << 22},
+                  {"batch", option_type::integer, 16, "requests per forward pass, sorted by length and right-padded (1 = one item at a time, choices sharing the context's KV cache)", 1, 4096},
               }},
              make_zeroshot_evaluation},
             {{"latency",

@@ -88,7 +88,7 @@ std::map<int64_t, scored_item> resumable_samples(const eval_context &ctx, const 
 
 class zeroshot final : public evaluation {
 public:
-    explicit zeroshot(const json &o) : limit_(o["limit"]), add_bos_(o["add_bos"]), max_len_(o["max_length"]) {
+    explicit zeroshot(const json &o) : limit_(o["limit"]), add_bos_(o["add_bos"]), max_len_(o["max_length"]), batch_(o["batch"]) {
         for (const auto &t : o["tasks"]) tasks_.push_back(t.get<std::string>());
     }
 
@@ -127,33 +127,62 @@ private:
         std::vector<double> acc, acc_norm;
         loglikelihood_scorer scorer(model, max_len);
         size_t resumed = 0;
-        for (size_t ii = 0; ii < n_items; ++ii) {
-            const auto &item = task.items[ii];
-            scored_item s;
-            if (auto it = done.find(static_cast<int64_t>(ii)); it != done.end()) {
-                s = it->second;
-                ++resumed;
+        // Items are scored a block at a time (batched: all their requests sorted by length), then
+        // written in order, so the samples file grows as the run goes and an interruption loses
+        // at most one block.
+        const size_t block = batch_ > 1 ? static_cast<size_t>(std::max<int64_t>(64, 4 * batch_)) : 1;
+        for (size_t first = 0; first < n_items; first += block) {
+            const size_t last = std::min(n_items, first + block);
+            std::map<size_t, scored_item> scored;
+            std::vector<const zeroshot_item *> todo;
+            std::vector<size_t> todo_index;
+            for (size_t ii = first; ii < last; ++ii)
+                if (auto it = done.find(static_cast<int64_t>(ii)); it != done.end()) scored[ii] = it->second;
+            // A batch's padding and composition move the last bits of a score: a block that is
+            // not wholly resumed is scored whole, as an uninterrupted run scores it, so a resumed
+            // run writes the same samples byte for byte.
+            if (scored.size() < last - first)
+                for (size_t ii = first; ii < last; ++ii)
+                    if (batch_ > 1 || !scored.count(ii)) {
+                        todo.push_back(&task.items[ii]);
+                        todo_index.push_back(ii);
+                    }
+            resumed += scored.size();
+            const std::string where = fmt::format("zeroshot[{}] items {}..{}", task.name, first, last - 1);
+            std::vector<std::vector<choice_score>> results;
+            if (batch_ > 1) {
+                results = score_items_batched(model, max_len, batch_, tok, todo, add_bos_, where);
             } else {
-                for (const auto &c : scorer.score(tok, item, add_bos_, fmt::format("zeroshot[{}] item {}", task.name, ii))) {
+                for (size_t t = 0; t < todo.size(); ++t)
+                    results.push_back(scorer.score(tok, *todo[t], add_bos_, fmt::format("zeroshot[{}] item {}", task.name, todo_index[t])));
+            }
+            for (size_t t = 0; t < todo.size(); ++t) {
+                if (scored.count(todo_index[t])) continue; // resumed: the recorded numbers stand
+                scored_item &s = scored[todo_index[t]];
+                for (const auto &c : results[t]) {
                     s.ll.push_back(c.loglikelihood);
                     s.greedy.push_back(c.is_greedy);
                 }
             }
-            size_t pred = 0, pred_norm = 0;
-            for (size_t c = 1; c < s.ll.size(); ++c) {
-                if (s.ll[c] > s.ll[pred]) pred = c;
-                if (s.ll[c] / double(utf8_length(item.choices[c])) > s.ll[pred_norm] / double(utf8_length(item.choices[pred_norm])))
-                    pred_norm = c;
+            for (size_t ii = first; ii < last; ++ii) {
+                const auto &item = task.items[ii];
+                const scored_item &s = scored.at(ii);
+                size_t pred = 0, pred_norm = 0;
+                for (size_t c = 1; c < s.ll.size(); ++c) {
+                    if (s.ll[c] > s.ll[pred]) pred = c;
+                    if (s.ll[c] / double(utf8_length(item.choices[c])) > s.ll[pred_norm] / double(utf8_length(item.choices[pred_norm])))
+                        pred_norm = c;
+                }
+                acc.push_back(pred == static_cast<size_t>(item.gold) ? 1.0 : 0.0);
+                acc_norm.push_back(pred_norm == static_cast<size_t>(item.gold) ? 1.0 : 0.0);
+                json row = {{"doc_index", item.index},   {"doc_id", item.doc_id},         {"doc_hash", item.doc_hash},
+                            {"prompt_hash", item.prompt_hash}, {"target_hash", item.target_hash}, {"gold", item.gold},
+                            {"loglikelihoods", s.ll},     {"is_greedy", s.greedy},        {"pred", pred},
+                            {"pred_norm", pred_norm},     {"acc", acc.back()},            {"acc_norm", acc_norm.back()}};
+                samples << row.dump() << "\n";
+                bar.advance();
             }
-            acc.push_back(pred == static_cast<size_t>(item.gold) ? 1.0 : 0.0);
-            acc_norm.push_back(pred_norm == static_cast<size_t>(item.gold) ? 1.0 : 0.0);
-            json row = {{"doc_index", item.index},   {"doc_id", item.doc_id},         {"doc_hash", item.doc_hash},
-                        {"prompt_hash", item.prompt_hash}, {"target_hash", item.target_hash}, {"gold", item.gold},
-                        {"loglikelihoods", s.ll},     {"is_greedy", s.greedy},        {"pred", pred},
-                        {"pred_norm", pred_norm},     {"acc", acc.back()},            {"acc_norm", acc_norm.back()}};
-            samples << row.dump() << "\n";
             samples.flush();
-            bar.advance();
         }
         bar.finish();
 
@@ -168,6 +197,7 @@ private:
             r["task_hash"] = task.task_hash;
             r["add_bos"] = add_bos_;
             r["resumed_items"] = resumed;
+            r["batch"] = batch_;
             ctx.record.add_metric(r);
         };
         for (const auto &m : task.metrics) emit(m, m == "acc" ? acc : acc_norm);
@@ -177,6 +207,7 @@ private:
     int64_t limit_;
     bool add_bos_;
     int64_t max_len_;
+    int64_t batch_;
 };
 
 } // namespace
@@ -254,6 +285,58 @@ std::vector<choice_score> loglikelihood_scorer::score(const tokenizer &tok, cons
         c.loglikelihood = lp.gather(1, targets.unsqueeze(1)).to(at::kDouble).sum().item<double>();
         c.is_greedy = at::equal(lp.argmax(-1), targets);
         out.push_back(c);
+    }
+    return out;
+}
+
+std::vector<std::vector<choice_score>> score_items_batched(const llama_model &model, int64_t max_length, int64_t batch,
+                                                           const tokenizer &tok, const std::vector<const zeroshot_item *> &items,
+                                                           bool add_bos, const std::string &where) {
+    c10::InferenceMode guard;
+    struct request {
+        size_t item, choice;
+        std::vector<int32_t> all; // context + continuation, truncated as lm-eval does
+        size_t cont = 0;          // continuation tokens at the end of `all`
+    };
+    std::vector<request> reqs;
+    std::vector<std::vector<choice_score>> out(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+        out[i].resize(items[i]->requests.size());
+        for (size_t c = 0; c < items[i]->requests.size(); ++c) {
+            const auto &rq = items[i]->requests[c];
+            auto [ctx_ids, cont] = lm_eval_encode_pair(tok, rq.context, rq.continuation, add_bos);
+            if (cont.empty()) fail("{}: the continuation \"{}\" has no tokens", where, rq.continuation);
+            request r{i, c, ctx_ids, cont.size()};
+            r.all.insert(r.all.end(), cont.begin(), cont.end());
+            if (static_cast<int64_t>(r.all.size()) > max_length + 1) {
+                if (static_cast<int64_t>(cont.size()) >= max_length + 1)
+                    fail("{}: the continuation alone has {} tokens, more than max_length {}", where, cont.size(), max_length);
+                r.all.erase(r.all.begin(), r.all.end() - (max_length + 1));
+            }
+            reqs.push_back(std::move(r));
+        }
+    }
+    // Longest first: the padding of each batch is bounded by its first (longest) request.
+    std::stable_sort(reqs.begin(), reqs.end(), [](const request &a, const request &b) { return a.all.size() > b.all.size(); });
+    const auto device = model.device();
+    for (size_t b0 = 0; b0 < reqs.size(); b0 += static_cast<size_t>(batch)) {
+        const size_t b1 = std::min(reqs.size(), b0 + static_cast<size_t>(batch));
+        const int64_t t = static_cast<int64_t>(reqs[b0].all.size()) - 1; // inputs drop the last token
+        std::vector<int64_t> ids(static_cast<size_t>(int64_t(b1 - b0) * t), 0);
+        for (size_t r = b0; r < b1; ++r)
+            std::copy(reqs[r].all.begin(), reqs[r].all.end() - 1, ids.begin() + static_cast<long>(int64_t(r - b0) * t));
+        auto input = at::tensor(ids, at::TensorOptions().dtype(at::kLong)).view({int64_t(b1 - b0), t}).to(device);
+        auto logits = model.forward(input); // [B, T, V] fp32
+        for (size_t r = b0; r < b1; ++r) {
+            const auto &rq = reqs[r];
+            const int64_t len = static_cast<int64_t>(rq.all.size()) - 1, n = static_cast<int64_t>(rq.cont);
+            auto lp = at::log_softmax(logits[int64_t(r - b0)].narrow(0, len - n, n), -1); // [cont, V]
+            auto targets = at::tensor(std::vector<int64_t>(rq.all.end() - n, rq.all.end()), at::TensorOptions().dtype(at::kLong)).to(device);
+            choice_score c;
+            c.loglikelihood = lp.gather(1, targets.unsqueeze(1)).to(at::kDouble).sum().item<double>();
+            c.is_greedy = at::equal(lp.argmax(-1), targets);
+            out[rq.item][rq.choice] = c;
+        }
     }
     return out;
 }

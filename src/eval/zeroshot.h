@@ -44,4 +44,12 @@ private:
     at::Tensor ctx_last_logp_;        // log-probs after that context's last token
 };
 
+// The same numbers without the KV cache, for throughput: all requests of a block of items are
+// sorted by length and run `batch` at a time, right-padded (causal attention keeps padding out of
+// every scored position), as lm-eval batches them. On a GPU this turns thousands of tiny forward
+// passes into a few large ones; tests check it against loglikelihood_scorer.
+std::vector<std::vector<choice_score>> score_items_batched(const llama_model &model, int64_t max_length, int64_t batch,
+                                                           const tokenizer &tok, const std::vector<const zeroshot_item *> &items,
+                                                           bool add_bos, const std::string &where);
+
 } // namespace qb

@@ -324,6 +324,19 @@ TEST_CASE("eval/zeroshot: prompts, token split and per-choice log-likelihoods ma
                 CHECK_MESSAGE(scores[c].is_greedy == r["is_greedy"].get<bool>(), "choice " << c);
             }
         }
+        // The batched path (no KV cache; requests of all items sorted by length, right-padded, 3
+        // per pass so that batches mix lengths) gives the same numbers.
+        std::vector<const zeroshot_item *> batch_items;
+        for (const auto &want : items) batch_items.push_back(&task.items.at(want["doc_index"].get<size_t>()));
+        const auto batched = score_items_batched(m->model, z["max_length"].get<int64_t>(), 3, *m->tok, batch_items, false, name);
+        REQUIRE(batched.size() == items.size());
+        for (size_t k = 0; k < items.size(); ++k)
+            for (size_t c = 0; c < batched[k].size(); ++c) {
+                const json &r = items[k]["requests"][c];
+                INFO(name << " batched item " << k << " choice " << c);
+                CHECK(std::abs(batched[k][c].loglikelihood - r["ll"].get<double>()) < nll_tol);
+                CHECK(batched[k][c].is_greedy == r["is_greedy"].get<bool>());
+            }
     }
 }
 
