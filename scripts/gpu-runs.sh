@@ -37,6 +37,10 @@ for d in torch nvidia; do [ -e $sp/$d ] || [ ! -e "$site/$d" ] || ln -s "$site/$
 export LD_LIBRARY_PATH=$root/.carry/gpu/lib:$site/torch/lib:${LD_LIBRARY_PATH:-}
 export QBENCH_DATA_DIR=$root/.carry/data
 bin=$root/.carry/gpu/bin
+# Run records outlive the call (kept while the machine stays warm, so a later call resumes);
+# they come back as results.tgz (base log-prob caches left out).
+results=/root/qbench-results
+mkdir -p $results
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$out/nvidia-smi.csv"
 
 # SmolLM2: the stashed half and the carried half, checked against the dev machine's sha256.
@@ -71,9 +75,10 @@ for e in "$@"; do
       bin=$bin out=$out bash -c "${e#sh:}" 2>&1 | tail -25
       [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1 ;;
     *)
-      $bin/qbench run experiments/$e.yaml --results-dir "$out/results" > "$out/run-$e.log" 2>&1 || rc=1
+      timeout ${QBENCH_RUN_TIMEOUT:-540} $bin/qbench run experiments/$e.yaml --results-dir "$results" > "$out/run-$e.log" 2>&1 || rc=1
       grep -vE "ETA|^\s*$" "$out/run-$e.log" | tail -25 ;;
   esac
   echo "$e: $(( $(date +%s) - start )) s wall"
 done
+tar -C $results --exclude=.cache -czf "$out/results.tgz" . && ls -la "$out/results.tgz"
 exit $rc

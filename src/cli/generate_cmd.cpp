@@ -30,11 +30,13 @@ CLI::App *add_generate_command(CLI::App &app, generate_args &a) {
     cmd->add_option("--seed", a.seed, "seed of sampling and of a random prompt");
     cmd->add_option("--data-dir", a.data_dir, "where relative model paths are looked up (default: $QBENCH_DATA_DIR or <source>/../shared)");
     cmd->add_flag("-q,--quiet", a.quiet, "print only the speed line");
+    cmd->add_flag("--cudnn-sdpa", a.cudnn_sdpa, "let attention use cuDNN's SDPA (off: it plans per shape, and decode changes shape every step)");
     return cmd;
 }
 
 int run_generate(const generate_args &a) {
     if (a.device == "cuda" && !at::globalContext().hasCUDA()) fail("--device cuda: no CUDA device is available (this build or machine has none)");
+    at::globalContext().setSDPUseCuDNN(a.cudnn_sdpa);
     const component_config model = model_block_load(a.model_file, registered_catalog());
     const data_dir_choice data = resolve_data_dir(a.data_dir, "", a.model_file);
     model_load_context ctx{config_dir(), data.path, at::Device(a.device), dtype_from_name(a.dtype)};

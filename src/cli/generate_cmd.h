@@ -15,6 +15,7 @@ struct generate_args {
     double temperature = 0.0, top_p = 1.0;
     uint64_t seed = 0;
     bool quiet = false;
+    bool cudnn_sdpa = false;
 };
 
 CLI::App *add_generate_command(CLI::App &app, generate_args &args);

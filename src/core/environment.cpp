@@ -36,19 +36,20 @@ std::string run_capture(const std::string &command) {
 git_state git_state_of(const std::filesystem::path &dir) {
     git_state g;
     g.build_describe = QBENCH_GIT_DESCRIBE;
-    const std::string quoted = "'" + dir.string() + "'";
-    g.commit = run_capture("git -C " + quoted + " rev-parse HEAD");
-    if (!g.commit.empty()) {
-        g.dirty = !run_capture("git -C " + quoted + " status --porcelain --untracked-files=no").empty();
-        g.source = "git";
-        return g;
-    }
-    // A copy of the tree without .git (the GPU machine): the caller states the revision.
+    // A caller that states the revision wins: the GPU machine gets a copy of the tree whose
+    // surroundings may hold some other repository.
     if (const char *c = std::getenv("QBENCH_GIT_COMMIT"); c && *c) {
         g.commit = c;
         const char *d = std::getenv("QBENCH_GIT_DIRTY");
         g.dirty = d && std::string(d) != "0";
         g.source = "QBENCH_GIT_COMMIT";
+        return g;
+    }
+    const std::string quoted = "'" + dir.string() + "'";
+    g.commit = run_capture("git -C " + quoted + " rev-parse HEAD");
+    if (!g.commit.empty()) {
+        g.dirty = !run_capture("git -C " + quoted + " status --porcelain --untracked-files=no").empty();
+        g.source = "git";
     }
     return g;
 }

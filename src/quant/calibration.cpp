@@ -82,7 +82,7 @@ calibration_set calibration_tokens(const llama_model &model, const quantize_cont
                       {"note", "the model has no tokenizer (synthetic): seeded uniform random token windows, not text"}};
     } else {
         if (!ctx.data) fail("calibration: no data directory was given (needed for {})", calibration_file(opt));
-        const data_file_info file = data_file_verified(*ctx.data, calibration_file(opt));
+        const data_file_info file = data_file_verified(datasets_dir(*ctx.data), calibration_file(opt));
         if (ctx.add_dataset) ctx.add_dataset("calibration", file.to_json());
         const auto &tok = *ctx.tok;
         const bool bos = tok.add_bos_default() && tok.bos_id() >= 0;
