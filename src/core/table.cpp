@@ -360,8 +360,12 @@ result_table build_table(const std::vector<recorded_run> &all_runs, const table_
                                       : commit.substr(0, 12) + (git.value("dirty", false) ? "+dirty" : ""));
         devices.insert(device);
         const json run_datasets = r.manifest.value("datasets", json::object()); // items() must not outlive it
+        // A corpus is one file (its sha256); a zero-shot task is several files and a template,
+        // named by its task_hash (sha256 over every item's document, prompt and target hashes).
         for (const auto &[name, d] : run_datasets.items())
-            datasets.insert(fmt::format("{} sha256:{}", name, d.value("sha256", std::string("?")).substr(0, 12)));
+            datasets.insert(d.contains("sha256") || !d.contains("task_hash")
+                                ? fmt::format("{} sha256:{}", name, d.value("sha256", std::string("?")).substr(0, 12))
+                                : fmt::format("{} task_hash:{}", name, d["task_hash"].get<std::string>().substr(0, 12)));
     }
     auto joined = [](const std::set<std::string> &s) { return join(std::vector<std::string>(s.begin(), s.end()), "; "); };
     t.notes.push_back(fmt::format("runs: {} completed, experiment {}", runs.size(), runs.front().manifest.value("experiment", "?")));
