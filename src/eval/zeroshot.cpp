@@ -36,6 +36,7 @@ namespace {
 struct scored_item {
     std::vector<double> ll;
     std::vector<bool> greedy;
+    size_t truncated = 0; // choices whose continuation exceeded max_length
 };
 
 // Rows of samples_<task>.jsonl from the newest earlier record of this config that did not
@@ -76,6 +77,7 @@ std::map<int64_t, scored_item> resumable_samples(const eval_context &ctx, const 
             scored_item s;
             for (const auto &x : r["loglikelihoods"]) s.ll.push_back(x.get<double>());
             for (const auto &x : r["is_greedy"]) s.greedy.push_back(x.get<bool>());
+            s.truncated = r.value("truncated_choices", size_t(0));
             if (s.ll.size() == item.requests.size()) out[i] = std::move(s);
         }
         if (!out.empty()) {
@@ -126,7 +128,7 @@ private:
         progress bar(fmt::format("zeroshot[{}]", task.name), n_items, "item");
         std::vector<double> acc, acc_norm;
         loglikelihood_scorer scorer(model, max_len);
-        size_t resumed = 0;
+        size_t resumed = 0, truncated = 0;
         // Items are scored a block at a time (batched: all their requests sorted by length), then
         // written in order, so the samples file grows as the run goes and an interruption loses
         // at most one block.
@@ -162,6 +164,7 @@ private:
                 for (const auto &c : results[t]) {
                     s.ll.push_back(c.loglikelihood);
                     s.greedy.push_back(c.is_greedy);
+                    s.truncated += c.truncated ? 1 : 0;
                 }
             }
             for (size_t ii = first; ii < last; ++ii) {
@@ -179,6 +182,10 @@ private:
                             {"prompt_hash", item.prompt_hash}, {"target_hash", item.target_hash}, {"gold", item.gold},
                             {"loglikelihoods", s.ll},     {"is_greedy", s.greedy},        {"pred", pred},
                             {"pred_norm", pred_norm},     {"acc", acc.back()},            {"acc_norm", acc_norm.back()}};
+                if (s.truncated) {
+                    row["truncated_choices"] = s.truncated;
+                    truncated += s.truncated;
+                }
                 samples << row.dump() << "\n";
                 bar.advance();
             }
@@ -198,6 +205,7 @@ private:
             r["add_bos"] = add_bos_;
             r["resumed_items"] = resumed;
             r["batch"] = batch_;
+            r["truncated_requests"] = truncated; // continuations longer than max_length, scored on their last max_length tokens
             ctx.record.add_metric(r);
         };
         for (const auto &m : task.metrics) emit(m, m == "acc" ? acc : acc_norm);
@@ -248,11 +256,12 @@ std::vector<choice_score> loglikelihood_scorer::score(const tokenizer &tok, cons
         auto [ctx_ids, cont] = lm_eval_encode_pair(tok, req.context, req.continuation, add_bos);
         if (cont.empty()) fail("{}: the continuation \"{}\" has no tokens", where, req.continuation);
         // lm-eval keeps the last max_length + 1 tokens (the last one is only a target).
+        const bool truncated = static_cast<int64_t>(cont.size()) > max_len_;
         std::vector<int32_t> all = ctx_ids;
         all.insert(all.end(), cont.begin(), cont.end());
         if (static_cast<int64_t>(all.size()) > max_len_ + 1) {
             all.erase(all.begin(), all.end() - (max_len_ + 1));
-            if (cont.size() >= all.size()) fail("{}: the continuation alone has {} tokens, more than max_length {}", where, cont.size(), max_len_);
+            if (cont.size() >= all.size()) cont.erase(cont.begin(), cont.end() - max_len_); // see choice_score::truncated
             ctx_ids.assign(all.begin(), all.end() - static_cast<long>(cont.size()));
         }
         const int64_t fed = static_cast<int64_t>(all.size()) - 1;
@@ -284,6 +293,7 @@ std::vector<choice_score> loglikelihood_scorer::score(const tokenizer &tok, cons
         choice_score c;
         c.loglikelihood = lp.gather(1, targets.unsqueeze(1)).to(at::kDouble).sum().item<double>();
         c.is_greedy = at::equal(lp.argmax(-1), targets);
+        c.truncated = truncated;
         out.push_back(c);
     }
     return out;
@@ -297,6 +307,7 @@ std::vector<std::vector<choice_score>> score_items_batched(const llama_model &mo
         size_t item, choice;
         std::vector<int32_t> all; // context + continuation, truncated as lm-eval does
         size_t cont = 0;          // continuation tokens at the end of `all`
+        bool truncated = false;   // cont < the continuation's tokens (choice_score::truncated)
     };
     std::vector<request> reqs;
     std::vector<std::vector<choice_score>> out(items.size());
@@ -309,8 +320,8 @@ std::vector<std::vector<choice_score>> score_items_batched(const llama_model &mo
             request r{i, c, ctx_ids, cont.size()};
             r.all.insert(r.all.end(), cont.begin(), cont.end());
             if (static_cast<int64_t>(r.all.size()) > max_length + 1) {
-                if (static_cast<int64_t>(cont.size()) >= max_length + 1)
-                    fail("{}: the continuation alone has {} tokens, more than max_length {}", where, cont.size(), max_length);
+                r.cont = std::min<size_t>(cont.size(), static_cast<size_t>(max_length));
+                r.truncated = r.cont < cont.size();
                 r.all.erase(r.all.begin(), r.all.end() - (max_length + 1));
             }
             reqs.push_back(std::move(r));
@@ -335,6 +346,7 @@ std::vector<std::vector<choice_score>> score_items_batched(const llama_model &mo
             choice_score c;
             c.loglikelihood = lp.gather(1, targets.unsqueeze(1)).to(at::kDouble).sum().item<double>();
             c.is_greedy = at::equal(lp.argmax(-1), targets);
+            c.truncated = rq.truncated;
             out[rq.item][rq.choice] = c;
         }
     }

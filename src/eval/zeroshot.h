@@ -25,6 +25,9 @@ std::pair<std::vector<int32_t>, std::vector<int32_t>> lm_eval_encode_pair(const 
 struct choice_score {
     double loglikelihood = 0; // sum of the continuation tokens' log-probs (fp32 log-softmax, fp64 sum)
     bool is_greedy = false;   // every continuation token is the argmax of its position
+    // The continuation alone was longer than max_length: only its last max_length tokens were
+    // scored (lm-eval would mis-slice such a request; we say so and count it instead).
+    bool truncated = false;
 };
 
 // Scores the choices of items as lm-eval's _loglikelihood_tokens does: input

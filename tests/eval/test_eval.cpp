@@ -436,3 +436,24 @@ TEST_CASE("eval/zeroshot: samples file, metrics, and resume of an interrupted ru
 }
 
 } // TEST_SUITE
+
+TEST_CASE("eval/zeroshot: a continuation longer than max_length is scored on its last max_length tokens, and flagged") {
+    const auto *m = stories();
+    if (!m) return;
+    const zeroshot_task task = zeroshot_task_load(zeroshot_task_file("piqa"), datasets_dir(test::data_dir()));
+    const auto &item = task.items.at(0);
+    const int64_t max_len = 6; // shorter than every PIQA solution under the 512-token vocabulary
+    loglikelihood_scorer scorer(m->model, max_len);
+    const auto seq = scorer.score(*m->tok, item, false, "piqa 0");
+    const auto batched = score_items_batched(m->model, max_len, 2, *m->tok, {&item}, false, "piqa 0").at(0);
+    REQUIRE(seq.size() == batched.size());
+    for (size_t c = 0; c < seq.size(); ++c) {
+        const auto cont = lm_eval_encode_pair(*m->tok, item.requests[c].context, item.requests[c].continuation, false).second;
+        REQUIRE(int64_t(cont.size()) > max_len);
+        CHECK(seq[c].truncated);
+        CHECK(batched[c].truncated);
+        // The same max_length tokens scored by both paths, from the same max_length + 1 window.
+        CHECK(std::abs(seq[c].loglikelihood - batched[c].loglikelihood) < nll_tol);
+        CHECK(seq[c].loglikelihood < 0);
+    }
+}
