@@ -52,6 +52,28 @@ json llama_config::to_json() const {
             {"rope_original_max_seq_len", rope_original_max_seq_len}};
 }
 
+llama_config llama_config_from_json(const json &j) {
+    llama_config c;
+    c.name = j.at("name");
+    c.dim = j.at("dim");
+    c.hidden_dim = j.at("hidden_dim");
+    c.n_layers = j.at("n_layers");
+    c.n_heads = j.at("n_heads");
+    c.n_kv_heads = j.at("n_kv_heads");
+    c.vocab_size = j.at("vocab_size");
+    c.max_seq_len = j.at("max_seq_len");
+    c.norm_eps = j.at("norm_eps");
+    c.rope_theta = j.at("rope_theta");
+    c.rope = j.at("rope_style") == "interleaved" ? rope_style::interleaved : rope_style::half_split;
+    c.tied_embeddings = j.at("tied_embeddings");
+    c.qkv_bias = j.at("qkv_bias");
+    c.rope_scaling_factor = j.at("rope_scaling_factor");
+    c.rope_low_freq_factor = j.at("rope_low_freq_factor");
+    c.rope_high_freq_factor = j.at("rope_high_freq_factor");
+    c.rope_original_max_seq_len = j.at("rope_original_max_seq_len");
+    return c;
+}
+
 const std::vector<option_spec> &llama_config_options() {
     static const std::vector<option_spec> specs = {
         {"name", option_type::string, "", "display name (default: the file name)"},
@@ -80,25 +102,10 @@ llama_config llama_config_load(const std::filesystem::path &file) {
     config_node root = config_load_file(file);
     auto alternatives = option_expand(&root, llama_config_options(), "", root.mark);
     if (alternatives.size() != 1) throw config_error(root.mark, "", "a model config describes one model: lists are not allowed here");
-    const json &j = alternatives.front();
-    llama_config c;
-    c.name = j["name"].get<std::string>().empty() ? file.stem().string() : j["name"].get<std::string>();
-    c.dim = j["dim"];
-    c.hidden_dim = j["hidden_dim"];
-    c.n_layers = j["n_layers"];
-    c.n_heads = j["n_heads"];
-    c.n_kv_heads = j["n_kv_heads"].get<int64_t>() == 0 ? c.n_heads : j["n_kv_heads"].get<int64_t>();
-    c.vocab_size = j["vocab_size"];
-    c.max_seq_len = j["max_seq_len"];
-    c.norm_eps = j["norm_eps"];
-    c.rope_theta = j["rope_theta"];
-    c.rope = j["rope_style"] == "interleaved" ? rope_style::interleaved : rope_style::half_split;
-    c.tied_embeddings = j["tied_embeddings"];
-    c.qkv_bias = j["qkv_bias"];
-    c.rope_scaling_factor = j["rope_scaling_factor"];
-    c.rope_low_freq_factor = j["rope_low_freq_factor"];
-    c.rope_high_freq_factor = j["rope_high_freq_factor"];
-    c.rope_original_max_seq_len = j["rope_original_max_seq_len"];
+    json j = alternatives.front();
+    if (j["name"].get<std::string>().empty()) j["name"] = file.stem().string();
+    if (j["n_kv_heads"].get<int64_t>() == 0) j["n_kv_heads"] = j["n_heads"];
+    llama_config c = llama_config_from_json(j);
     try {
         c.validate();
     } catch (const error &e) {

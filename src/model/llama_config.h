@@ -45,6 +45,10 @@ struct llama_config {
     json to_json() const;
 };
 
+// The inverse of llama_config::to_json (every key required; not validated: callers decide how a
+// bad shape is reported).
+llama_config llama_config_from_json(const json &j);
+
 const std::vector<option_spec> &llama_config_options();
 // Reads configs/models/<name>.yaml (or a path); strict: unknown keys, types and ranges.
 llama_config llama_config_load(const std::filesystem::path &file);

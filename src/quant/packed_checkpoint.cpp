@@ -54,28 +54,6 @@ std::string name_of_dtype(at::ScalarType t) {
     return n;
 }
 
-llama_config config_from_json(const json &j) {
-    llama_config c;
-    c.name = j.at("name");
-    c.dim = j.at("dim");
-    c.hidden_dim = j.at("hidden_dim");
-    c.n_layers = j.at("n_layers");
-    c.n_heads = j.at("n_heads");
-    c.n_kv_heads = j.at("n_kv_heads");
-    c.vocab_size = j.at("vocab_size");
-    c.max_seq_len = j.at("max_seq_len");
-    c.norm_eps = j.at("norm_eps");
-    c.rope_theta = j.at("rope_theta");
-    c.rope = j.at("rope_style") == "interleaved" ? rope_style::interleaved : rope_style::half_split;
-    c.tied_embeddings = j.at("tied_embeddings");
-    c.qkv_bias = j.at("qkv_bias");
-    c.rope_scaling_factor = j.at("rope_scaling_factor");
-    c.rope_low_freq_factor = j.at("rope_low_freq_factor");
-    c.rope_high_freq_factor = j.at("rope_high_freq_factor");
-    c.rope_original_max_seq_len = j.at("rope_original_max_seq_len");
-    c.validate();
-    return c;
-}
 
 // The raw (unquantized) tensors of a model by stable name, in file order.
 std::vector<std::pair<std::string, at::Tensor>> raw_tensors(const llama_model &m) {
@@ -325,7 +303,8 @@ loaded_model read_packed_checkpoint(const fs::path &file, at::Device device, at:
     opened_file f = open_packed(file);
     const json &h = f.header;
     llama_model m;
-    m.config = config_from_json(h.at("config"));
+    m.config = llama_config_from_json(h.at("config"));
+    m.config.validate();
     std::map<std::string, at::Tensor> raw;
     for (const auto &e : h.at("tensors")) {
         const std::string name = e.at("name");
