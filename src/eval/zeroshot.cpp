@@ -243,6 +243,33 @@ std::pair<std::vector<int32_t>, std::vector<int32_t>> lm_eval_encode_pair(const 
     return {std::move(ctx_ids), std::move(cont)};
 }
 
+namespace {
+
+// One request as lm-eval feeds it: (context + continuation)[-(max_length + 1):], the last
+// `cont` tokens scored. A continuation longer than max_length keeps its last max_length tokens
+// (choice_score::truncated).
+struct lm_eval_window {
+    std::vector<int32_t> all;
+    size_t cont = 0;
+    bool truncated = false;
+};
+
+lm_eval_window window_of(const tokenizer &tok, const zeroshot_request &req, bool add_bos, int64_t max_length,
+                         const std::string &where) {
+    auto [ctx_ids, cont] = lm_eval_encode_pair(tok, req.context, req.continuation, add_bos);
+    if (cont.empty()) fail("{}: the continuation \"{}\" has no tokens", where, req.continuation);
+    lm_eval_window w{std::move(ctx_ids), cont.size(), false};
+    w.all.insert(w.all.end(), cont.begin(), cont.end());
+    if (static_cast<int64_t>(w.all.size()) > max_length + 1) {
+        w.cont = std::min<size_t>(cont.size(), static_cast<size_t>(max_length));
+        w.truncated = w.cont < cont.size();
+        w.all.erase(w.all.begin(), w.all.end() - (max_length + 1));
+    }
+    return w;
+}
+
+} // namespace
+
 // Most items need a few hundred positions: the cache starts small and grows when an item needs more.
 loglikelihood_scorer::loglikelihood_scorer(const llama_model &model, int64_t max_length)
     : model_(model), max_len_(max_length), cache_(model.make_cache(1, std::min<int64_t>(max_length, 1024))) {}
@@ -253,17 +280,11 @@ std::vector<choice_score> loglikelihood_scorer::score(const tokenizer &tok, cons
     const auto device = model_.device();
     std::vector<choice_score> out;
     for (const auto &req : item.requests) {
-        auto [ctx_ids, cont] = lm_eval_encode_pair(tok, req.context, req.continuation, add_bos);
-        if (cont.empty()) fail("{}: the continuation \"{}\" has no tokens", where, req.continuation);
-        // lm-eval keeps the last max_length + 1 tokens (the last one is only a target).
-        const bool truncated = static_cast<int64_t>(cont.size()) > max_len_;
-        std::vector<int32_t> all = ctx_ids;
-        all.insert(all.end(), cont.begin(), cont.end());
-        if (static_cast<int64_t>(all.size()) > max_len_ + 1) {
-            all.erase(all.begin(), all.end() - (max_len_ + 1));
-            if (cont.size() >= all.size()) cont.erase(cont.begin(), cont.end() - max_len_); // see choice_score::truncated
-            ctx_ids.assign(all.begin(), all.end() - static_cast<long>(cont.size()));
-        }
+        const lm_eval_window w = window_of(tok, req, add_bos, max_len_, where);
+        const auto &all = w.all;
+        const bool truncated = w.truncated;
+        const std::vector<int32_t> ctx_ids(all.begin(), all.end() - static_cast<long>(w.cont));
+        const std::vector<int32_t> cont(all.end() - static_cast<long>(w.cont), all.end());
         const int64_t fed = static_cast<int64_t>(all.size()) - 1;
         if (fed > cache_.capacity()) {
             int64_t cap = cache_.capacity();
@@ -305,48 +326,37 @@ std::vector<std::vector<choice_score>> score_items_batched(const llama_model &mo
     c10::InferenceMode guard;
     struct request {
         size_t item, choice;
-        std::vector<int32_t> all; // context + continuation, truncated as lm-eval does
-        size_t cont = 0;          // continuation tokens at the end of `all`
-        bool truncated = false;   // cont < the continuation's tokens (choice_score::truncated)
+        lm_eval_window w;
     };
     std::vector<request> reqs;
     std::vector<std::vector<choice_score>> out(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
         out[i].resize(items[i]->requests.size());
         for (size_t c = 0; c < items[i]->requests.size(); ++c) {
-            const auto &rq = items[i]->requests[c];
-            auto [ctx_ids, cont] = lm_eval_encode_pair(tok, rq.context, rq.continuation, add_bos);
-            if (cont.empty()) fail("{}: the continuation \"{}\" has no tokens", where, rq.continuation);
-            request r{i, c, ctx_ids, cont.size()};
-            r.all.insert(r.all.end(), cont.begin(), cont.end());
-            if (static_cast<int64_t>(r.all.size()) > max_length + 1) {
-                r.cont = std::min<size_t>(cont.size(), static_cast<size_t>(max_length));
-                r.truncated = r.cont < cont.size();
-                r.all.erase(r.all.begin(), r.all.end() - (max_length + 1));
-            }
-            reqs.push_back(std::move(r));
+            reqs.push_back({i, c, window_of(tok, items[i]->requests[c], add_bos, max_length, where)});
         }
     }
     // Longest first: the padding of each batch is bounded by its first (longest) request.
-    std::stable_sort(reqs.begin(), reqs.end(), [](const request &a, const request &b) { return a.all.size() > b.all.size(); });
+    std::stable_sort(reqs.begin(), reqs.end(), [](const request &a, const request &b) { return a.w.all.size() > b.w.all.size(); });
     const auto device = model.device();
     for (size_t b0 = 0; b0 < reqs.size(); b0 += static_cast<size_t>(batch)) {
         const size_t b1 = std::min(reqs.size(), b0 + static_cast<size_t>(batch));
-        const int64_t t = static_cast<int64_t>(reqs[b0].all.size()) - 1; // inputs drop the last token
+        const int64_t t = static_cast<int64_t>(reqs[b0].w.all.size()) - 1; // inputs drop the last token
         std::vector<int64_t> ids(static_cast<size_t>(int64_t(b1 - b0) * t), 0);
         for (size_t r = b0; r < b1; ++r)
-            std::copy(reqs[r].all.begin(), reqs[r].all.end() - 1, ids.begin() + static_cast<long>(int64_t(r - b0) * t));
+            std::copy(reqs[r].w.all.begin(), reqs[r].w.all.end() - 1, ids.begin() + static_cast<long>(int64_t(r - b0) * t));
         auto input = at::tensor(ids, at::TensorOptions().dtype(at::kLong)).view({int64_t(b1 - b0), t}).to(device);
         auto logits = model.forward(input); // [B, T, V] fp32
         for (size_t r = b0; r < b1; ++r) {
             const auto &rq = reqs[r];
-            const int64_t len = static_cast<int64_t>(rq.all.size()) - 1, n = static_cast<int64_t>(rq.cont);
+            const auto &all = rq.w.all;
+            const int64_t len = static_cast<int64_t>(all.size()) - 1, n = static_cast<int64_t>(rq.w.cont);
             auto lp = at::log_softmax(logits[int64_t(r - b0)].narrow(0, len - n, n), -1); // [cont, V]
-            auto targets = at::tensor(std::vector<int64_t>(rq.all.end() - n, rq.all.end()), at::TensorOptions().dtype(at::kLong)).to(device);
+            auto targets = at::tensor(std::vector<int64_t>(all.end() - n, all.end()), at::TensorOptions().dtype(at::kLong)).to(device);
             choice_score c;
             c.loglikelihood = lp.gather(1, targets.unsqueeze(1)).to(at::kDouble).sum().item<double>();
             c.is_greedy = at::equal(lp.argmax(-1), targets);
-            c.truncated = rq.truncated;
+            c.truncated = rq.w.truncated;
             out[rq.item][rq.choice] = c;
         }
     }
