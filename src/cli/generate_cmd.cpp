@@ -62,14 +62,13 @@ int run_generate(const generate_args &a) {
     if (stream && a.prompt_tokens == 0) std::cout << a.prompt << std::flush;
     // Tokens decode to text only in context (SentencePiece spaces, UTF-8 split across byte
     // tokens): print the growing decoded suffix rather than tokens one by one.
-    std::vector<int32_t> produced;
+    std::vector<int32_t> all = prompt; // prompt + tokens produced so far
+    const std::string base = stream ? lm.tok->decode(prompt) : std::string();
     std::string shown;
     auto on_token = [&](int32_t id) {
         if (!stream) return;
-        produced.push_back(id);
-        std::vector<int32_t> all = prompt;
-        all.insert(all.end(), produced.begin(), produced.end());
-        const std::string base = lm.tok->decode(prompt), text = lm.tok->decode(all);
+        all.push_back(id);
+        const std::string text = lm.tok->decode(all);
         if (text.size() > base.size() + shown.size() && text.compare(0, base.size(), base) == 0) {
             std::cout << text.substr(base.size() + shown.size()) << std::flush;
             shown = text.substr(base.size());
