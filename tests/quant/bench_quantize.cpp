@@ -7,6 +7,7 @@
 //   build/tests/quant/bench_quantize --benchmark_filter=llama2_7b      # the H100 figure
 //   QBENCH_BENCH_DIR=/path build/tests/quant/bench_quantize            # where the .qbq goes (default: temp dir; removed after)
 #include "core/error.h"
+#include "core/paths.h"
 #include "quant/calibration.h"
 #include "quant/packed_checkpoint.h"
 #include "quant/quantizer.h"
@@ -29,15 +30,8 @@ namespace {
 namespace fs = std::filesystem;
 
 llama_config llama2_7b_shape() {
-    llama_config c;
+    llama_config c = llama_config_find("llama-2-7b", config_dir()); // configs/models/llama-2-7b.yaml
     c.name = "llama-2-7b-shaped";
-    c.dim = 4096;
-    c.hidden_dim = 11008;
-    c.n_layers = 32;
-    c.n_heads = 32;
-    c.n_kv_heads = 32;
-    c.vocab_size = 32000;
-    c.max_seq_len = 4096;
     return c;
 }
 
