@@ -168,8 +168,9 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
     cudaStream_t st = g->stream;
     const bool choose_btc = w6ax_choose(m, s.n, s.k, s.a_bits) == w6ax_choice::w6ax_choice_btc;
     const bool btc_fmt = b == backend::btc || b == backend::btc_aq || ((b == backend::w6ax || b == backend::w6ax_aq || b == backend::act_quant) && choose_btc);
-    // Inputs of the GEMM-only rows: quantized once, outside the timing.
-    die_on(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st), "act_quant_int8");
+    // Inputs of the GEMM-only rows: quantized once, outside the timing, in the order w6_imma reads.
+    const auto order = w6_imma_uses_wgmma(m) ? int8_order::wgmma_k : int8_order::natural;
+    die_on(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order), "act_quant_int8");
     die_on(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st), "act_quant_planes");
     die_on(act_quant_token(d.x, m, s.k, d.x8 + 0, d.sx_tok, st), "act_quant_token");
     check_or_die(cudaStreamSynchronize(st), "quantize inputs");
@@ -199,13 +200,13 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
             auto a = w6_args(d, m, s.a_bits, use_btc);
             record(use_btc ? flexq_btc_run(a, st) : w6_imma_run(a, st));
         };
-        label = w6_config_name(m);
+        label = use_btc || !w6_imma_uses_wgmma(m) ? w6_config_name(m) : "wgmma";
         if (b == backend::w6ax) label += std::string(" ") + (use_btc ? "flexq_btc" : "w6_imma");
         break;
     }
     case backend::act_quant:
         launch = [&] {
-            record(btc_fmt ? act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st) : act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st));
+            record(btc_fmt ? act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st) : act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order));
         };
         label = btc_fmt ? "planes" : "int8";
         break;
@@ -214,12 +215,12 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
     case backend::w6ax_aq:
         launch = [&] {
             if (btc_fmt) record(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st));
-            else record(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st));
+            else record(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order));
             auto a = w6_args(d, m, s.a_bits, btc_fmt);
             a.pdl = true; // weights stream while the quantizer finishes
             record(btc_fmt ? flexq_btc_run(a, st) : w6_imma_run(a, st));
         };
-        label = std::string(w6_config_name(m)) + " pdl";
+        label = std::string(btc_fmt || !w6_imma_uses_wgmma(m) ? w6_config_name(m) : "wgmma") + " pdl";
         break;
     }
     launch();
@@ -267,19 +268,22 @@ int iterations_for(backend b, int m, const shape &s) {
 }
 
 int run_check() {
-    // One small problem per back-end, per-group integers against the CPU reference.
-    const int m = 5, n = 40, k = 256;
-    std::mt19937 rng(1);
-    std::vector<float> wf(size_t(n) * k);
-    std::normal_distribution<float> nd(0.f, 0.02f);
-    for (auto &v : wf) v = nd(rng);
-    auto qw = quantize_weights_ref(wf.data(), n, k);
-    std::vector<uint16_t> x(size_t(m) * k);
-    for (auto &v : x) v = float_to_half(nd(rng) * 100);
+    // One small problem per back-end (and a prefill size: w6_imma's wgmma path), per-group
+    // integers against the CPU reference.
+    const int n = 40, k = 256;
     int failures = 0;
+    for (int m : {5, 200})
     for (int a_bits : {6, 8})
         for (bool btc : {false, true}) {
+            std::mt19937 rng(1);
+            std::vector<float> wf(size_t(n) * k);
+            std::normal_distribution<float> nd(0.f, 0.02f);
+            for (auto &v : wf) v = nd(rng);
+            auto qw = quantize_weights_ref(wf.data(), n, k);
+            std::vector<uint16_t> x(size_t(m) * k);
+            for (auto &v : x) v = float_to_half(nd(rng) * 100);
             auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+            const auto qa_dev = !btc && w6_imma_uses_wgmma(m) ? order_acts_wgmma_ref(qa.q.data(), m, k) : qa.q;
             auto p = btc ? pack_weights_btc(qw) : pack_weights_imma(qw);
             auto planes = pack_act_planes_ref(qa.q.data(), m, k, a_bits);
             auto *dw = dev_alloc<uint8_t>(p.data.size());
@@ -291,7 +295,7 @@ int run_check() {
             cudaMemcpy(dw, p.data.data(), p.data.size(), cudaMemcpyHostToDevice);
             cudaMemcpy(ds, p.scales.data(), p.scales.size() * 2, cudaMemcpyHostToDevice);
             if (btc) cudaMemcpy(da, planes.data(), planes.size() * 4, cudaMemcpyHostToDevice);
-            else cudaMemcpy(da, qa.q.data(), qa.q.size(), cudaMemcpyHostToDevice);
+            else cudaMemcpy(da, qa_dev.data(), qa_dev.size(), cudaMemcpyHostToDevice);
             cudaMemcpy(dsx, qa.scales.data(), qa.scales.size() * 4, cudaMemcpyHostToDevice);
             gemm_args a;
             a.m = m, a.n = n, a.k = k, a.a_bits = a_bits, a.w = dw, a.w_scales = reinterpret_cast<const __half *>(ds), a.act = da;

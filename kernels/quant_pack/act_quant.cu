@@ -33,7 +33,7 @@ __device__ __forceinline__ void quant_group(const __half *x, int k, int row, int
     }
 }
 
-__global__ void act_quant_int8_kernel(const __half *__restrict__ x, int m, int k, float qmax, int8_t *__restrict__ q,
+__global__ void act_quant_int8_kernel(const __half *__restrict__ x, int m, int k, float qmax, bool wgmma_order, int8_t *__restrict__ q,
                                       float *__restrict__ scales) {
     pdl_trigger();
     const int groups = k / group_size;
@@ -45,7 +45,7 @@ __global__ void act_quant_int8_kernel(const __half *__restrict__ x, int m, int k
     quant_group(x, k, row, g, qmax, lane, c, s);
     int8_t *dst = q + size_t(row) * k + size_t(g) * group_size;
 #pragma unroll
-    for (int e = 0; e < 4; ++e) dst[lane + 32 * e] = int8_t(c[e]);
+    for (int e = 0; e < 4; ++e) dst[wgmma_order ? wgmma_act_pos(lane + 32 * e, row) : lane + 32 * e] = int8_t(c[e]);
     if (lane == 0) scales[size_t(g) * m + row] = s;
 }
 
@@ -147,11 +147,11 @@ status l2_flush_read(const void *buffer, size_t bytes, uint32_t *sink, cudaStrea
     return status::success();
 }
 
-status act_quant_int8(const __half *x, int m, int k, int bits, int8_t *q, float *scales, cudaStream_t stream) {
+status act_quant_int8(const __half *x, int m, int k, int bits, int8_t *q, float *scales, cudaStream_t stream, int8_order order) {
     if (auto st = check_args("act_quant_int8", x, m, k, bits); !st) return st;
     if (k % group_size) return status::failure(status_code::unsupported_shape, "act_quant_int8: k must be a multiple of 128 (k=" + std::to_string(k) + ")");
     const long long warps = (long long)m * (k / group_size);
-    act_quant_int8_kernel<<<unsigned((warps + 7) / 8), 256, 0, stream>>>(x, m, k, bits == 6 ? 31.f : 127.f, q, scales);
+    act_quant_int8_kernel<<<unsigned((warps + 7) / 8), 256, 0, stream>>>(x, m, k, bits == 6 ? 31.f : 127.f, order == int8_order::wgmma_k, q, scales);
     QB_CUDA_TRY_LAUNCH();
     return status::success();
 }

@@ -1,7 +1,8 @@
 // Fused activation quantization on the GPU: fp16 x [M, K] -> per-token symmetric int6/int8 codes
 // and fp32 scales, written in the layout the GEMM reads (w6_layout.h); bit-exact with
 // quantize_acts_ref (same fp32 operations: absmax, absmax / qmax, rint(x / scale), clamp).
-//   act_quant_int8:   group 128 -> int8 [M, K] + scales [K/128][M]   (w6_imma, ...)
+//   act_quant_int8:   group 128 -> int8 [M, K] + scales [K/128][M]   (w6_imma; `order` wgmma_k for
+//                     its Hopper path, w6_imma_uses_wgmma: bytes permuted inside each group)
 //   act_quant_planes: group 128 -> planes [M][K/128][4][bits] + scales [K/128][M]  (flexq_btc)
 //   act_quant_token:  one group per token -> int8 [M, K] + scales [M]  (cuBLASLt W8A8 baseline)
 // Each kernel lets the next kernel in the stream start early (programmatic dependent launch):
@@ -17,7 +18,11 @@
 
 namespace qb::w6 {
 
-status act_quant_int8(const __half *x, int m, int k, int bits, int8_t *q, float *scales, cudaStream_t stream);
+// Where each code of a 128 group goes: natural (k), or wgmma_k (w6_layout.h wgmma_act_pos(k)).
+enum class int8_order { natural, wgmma_k };
+
+status act_quant_int8(const __half *x, int m, int k, int bits, int8_t *q, float *scales, cudaStream_t stream,
+                      int8_order order = int8_order::natural);
 status act_quant_planes(const __half *x, int m, int k, int bits, uint32_t *planes, float *scales, cudaStream_t stream);
 status act_quant_token(const __half *x, int m, int k, int8_t *q, float *scales, cudaStream_t stream);
 

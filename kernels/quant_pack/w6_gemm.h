@@ -23,6 +23,7 @@ struct gemm_args {
     __half *out = nullptr;        // [m, n] row-major
     int32_t *group_acc = nullptr; // optional [m][n][G]: the exact per-group integers (tests)
     bool pdl = false;             // launched right after act_quant_*: overlap with it (Hopper PDL)
+    bool allow_wgmma = true;      // w6_imma: false keeps the mma.sync path at every m (tests, comparisons)
 };
 
 // Which kernel configuration a call uses (for benchmark labels and the crossover table).

@@ -416,8 +416,8 @@ int cluster_split(unsigned blocks, int groups) {
     return cs;
 }
 
-template <class Mode, class Cfg>
-status launch_cfg(const gemm_args &a, cudaStream_t stream) {
+// The kernel arguments of a call (shared with w6_imma's wgmma path).
+inline kernel_params params_of(const gemm_args &a) {
     kernel_params p;
     p.m = a.m;
     p.n = a.n;
@@ -430,6 +430,12 @@ status launch_cfg(const gemm_args &a, cudaStream_t stream) {
     p.as = a.act_scales;
     p.out = a.out;
     p.group_acc = a.group_acc;
+    return p;
+}
+
+template <class Mode, class Cfg>
+status launch_cfg(const gemm_args &a, cudaStream_t stream) {
+    const kernel_params p = params_of(a);
     const unsigned gx = unsigned((a.m + Cfg::tokens_per_block - 1) / Cfg::tokens_per_block);
     const unsigned gy = unsigned((p.row_tiles + Cfg::WN * Cfg::RT - 1) / (Cfg::WN * Cfg::RT));
     if (gy > 65535u) return status::failure(status_code::unsupported_shape, "n too large for the grid (n=" + std::to_string(a.n) + ")");

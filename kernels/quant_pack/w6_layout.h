@@ -27,6 +27,12 @@
 //   word (m, g, t, i) bit b = bit i of qa[m][g * 128 + 32t + b].
 //
 // Activations for w6_imma / cuBLASLt: int8 [M, K] row-major. Activation scales fp32 [G][M].
+// w6_imma's wgmma path (m > 64 on sm_90a) reads B from shared memory in the hardware's k order,
+// so its activations carry the weights' K permutation instead: inside each 128 group of token m,
+// logical byte k sits at wgmma_act_pos(k, m) (k32 step kk reads bytes 32kk .. 32kk + 31; its byte
+// 4t + e must be logical 32t + 8kk + e and byte 16 + 4t + e logical 32t + 8kk + 4 + e), with the
+// 16-byte chunks already XOR-swizzled by m % 8 the way wgmma's 128-byte swizzle reads shared
+// memory, so that one linear bulk copy per token row lands ready to use.
 #pragma once
 #include <cstdint>
 
@@ -60,6 +66,10 @@ QB_HD int tile_word_index(int lane, int w) { return ((w / 4) * 32 + lane) * 4 + 
 QB_HD int imma_k_of(int t, int kk, int reg, int e) { return 32 * t + 8 * kk + ((reg >> 1) & 1) * 4 + e; }
 // ... and the row offset (inside the tile) of A register `reg` for lane group gid.
 QB_HD int imma_row_of(int gid, int reg) { return gid + 8 * (reg & 1); }
+
+// wgmma path: the position inside token m's 128 group of the activation for logical k (a
+// permutation of 4-byte words: logical word 8t + c goes to 16-byte chunk c ^ (m % 8), word t).
+QB_HD int wgmma_act_pos(int k, int m) { return 16 * (((k >> 2) & 7) ^ (m & 7)) + 4 * (k >> 5) + (k & 3); }
 
 // The four A registers (bytes = 4 * q) of one k32 chunk from its L0, L1, H words.
 QB_HD void imma_unpack(uint32_t l0, uint32_t l1, uint32_t h, uint32_t a[4]) {

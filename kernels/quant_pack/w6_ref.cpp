@@ -224,6 +224,13 @@ packed_weights pack_weights_btc(const quantized_weights &w) {
     return p;
 }
 
+std::vector<int8_t> order_acts_wgmma_ref(const int8_t *q, int m, int k) {
+    std::vector<int8_t> out(size_t(m) * k);
+    for (size_t row = 0; row < size_t(m); ++row)
+        for (int i = 0; i < k; ++i) out[row * k + (i / group_size) * group_size + wgmma_act_pos(i % group_size, int(row))] = q[row * k + i];
+    return out;
+}
+
 std::vector<uint32_t> pack_act_planes_ref(const int8_t *q, int m, int k, int bits) {
     const int groups = k / group_size;
     std::vector<uint32_t> out(size_t(m) * groups * 4 * bits, 0);

@@ -49,6 +49,9 @@ packed_weights pack_weights_btc(const quantized_weights &w);
 // Inverse of pack_weights_imma (codes and scales), for round-trip tests.
 quantized_weights unpack_weights_imma(const packed_weights &p);
 
+// Codes [m, k] reordered inside each 128 group for w6_imma's wgmma path (w6_layout.h wgmma_act_pos).
+std::vector<int8_t> order_acts_wgmma_ref(const int8_t *q, int m, int k);
+
 // Activation bit planes [m][G][4][bits] words (w6_layout.h).
 std::vector<uint32_t> pack_act_planes_ref(const int8_t *q, int m, int k, int bits);
 

@@ -1,6 +1,7 @@
 #include "w6_imma/w6_imma.h"
 
 #include "quant_pack/w6_gemm_kernel.cuh"
+#include "w6_imma/w6_imma_wgmma.h"
 
 namespace qb::w6 {
 
@@ -14,8 +15,13 @@ status w6_imma_supports(int m, int n, int k, int a_bits) {
 status w6_imma_run(const gemm_args &args, cudaStream_t stream) {
     if (auto st = w6_imma_supports(args.m, args.n, args.k, args.a_bits); !st) return st;
     if (auto st = detail::check_args("w6_imma", args); !st) return st;
+    if (w6_imma_uses_wgmma(args.m, args.allow_wgmma)) return detail::w6_imma_wgmma_launch(args, stream);
     return detail::launch_by_m<detail::imma_mode>(args, stream);
 }
+
+// Below 65 tokens a 128-token wgmma tile would be mostly padding; the mma.sync decode and mid
+// configurations stream the weights once and win there.
+bool w6_imma_uses_wgmma(int m, bool allow_wgmma) { return allow_wgmma && m > 64 && detail::wgmma_available(); }
 
 const char *w6_config_name(int m) { return m <= 8 ? "decode8" : m <= 16 ? "decode16" : m <= 64 ? "mid32" : "tiled"; }
 

@@ -2,7 +2,9 @@
 // fp16 scales, pack_weights_imma) are unpacked in registers to int8 and multiplied with int8
 // activations (A6 or A8 codes, act_quant_int8) by mma.sync m16n8k32; per-128-group int32
 // accumulators are scaled in fp32; fp16 out. Decode path (m <= 16): memory-bound, weights
-// streamed once; m > 16: token-tiled. Formulas: quant_pack/w6_gemm.h.
+// streamed once; m > 16: token-tiled; m > 64 on an sm_90a build and an H100-class device: the
+// wgmma path (w6_imma_wgmma.cu), which reads activations in int8_order::wgmma_k.
+// Formulas: quant_pack/w6_gemm.h.
 //   test:  tests/kernels/w6/test_w6_kernels.cpp (suite gpu)
 //   bench: build*/kernels/bench/bench_kernels --benchmark_filter=w6_imma
 #pragma once
@@ -13,5 +15,8 @@ namespace qb::w6 {
 // Whether w6_imma runs this problem, and why not (k % 128, non-positive sizes, a_bits).
 status w6_imma_supports(int m, int n, int k, int a_bits);
 status w6_imma_run(const gemm_args &args, cudaStream_t stream);
+// Whether w6_imma_run takes the wgmma path for m tokens (then quantize the activations with
+// int8_order::wgmma_k). `allow_wgmma` false (gemm_args::allow_wgmma) keeps the mma.sync path.
+bool w6_imma_uses_wgmma(int m, bool allow_wgmma = true);
 
 } // namespace qb::w6

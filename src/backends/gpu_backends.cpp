@@ -116,7 +116,9 @@ public:
                      fmt::format("{} {}", who, what_));
         } else {
             act = at::empty({m, k_}, opts.dtype(at::kChar));
-            throw_if(act_quant_int8(xh, m, int(k_), a_bits_, act.data_ptr<int8_t>(), sx.data_ptr<float>(), stream), fmt::format("{} {}", who, what_));
+            const auto order = w6_imma_uses_wgmma(m) ? int8_order::wgmma_k : int8_order::natural; // the layout the chosen kernel reads
+            throw_if(act_quant_int8(xh, m, int(k_), a_bits_, act.data_ptr<int8_t>(), sx.data_ptr<float>(), stream, order),
+                     fmt::format("{} {}", who, what_));
         }
         gemm_args a;
         a.m = m, a.n = int(n_), a.k = int(k_), a.a_bits = a_bits_;

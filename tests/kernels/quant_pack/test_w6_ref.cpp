@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -220,6 +221,38 @@ TEST_CASE("imma packing round-trips every code and scale, with an N residue") {
     CHECK(double(packed_weight_bytes(4096, 4096) + packed_scale_bytes(4096, 4096)) * 8 / (4096.0 * 4096) == 6.125);
 }
 
+// One warp's m16n8k32 s8 work over the packed weights, group by group, against the int64
+// reference; b_words(tok, g, kk, t, b) gives lane (tok, t)'s two B registers of k32 chunk kk.
+template <class BWords>
+int imma_emulation_mismatches(const packed_weights &p, const std::vector<int32_t> &ref, int m, int n, int k, BWords b_words) {
+    const int groups = k / 128;
+    int mismatches = 0;
+    for (int nt = 0; nt < row_tiles(n); ++nt)
+        for (int m0 = 0; m0 < m; m0 += 8)
+            for (int g = 0; g < groups; ++g) {
+                const uint32_t *tile = tile_words(p, nt, g);
+                int32_t d[16][8] = {};
+                for (int kk = 0; kk < 4; ++kk) {
+                    uint32_t a[32][4], b[32][2];
+                    for (int lane = 0; lane < 32; ++lane) {
+                        imma_unpack(tile[tile_word_index(lane, 3 * kk)], tile[tile_word_index(lane, 3 * kk + 1)],
+                                    tile[tile_word_index(lane, 3 * kk + 2)], a[lane]);
+                        const int tok = m0 + lane / 4;
+                        b[lane][0] = b[lane][1] = 0;
+                        if (tok < m) b_words(tok, g, kk, lane % 4, b[lane]);
+                    }
+                    emulate_mma_s8(a, b, d);
+                }
+                for (int r = 0; r < 16; ++r)
+                    for (int c = 0; c < 8; ++c) {
+                        const int row = nt * 16 + r, tok = m0 + c;
+                        if (row >= n || tok >= m) continue;
+                        if (d[r][c] % 4 != 0 || (d[r][c] >> 2) != ref[(size_t(tok) * n + row) * groups + g]) ++mismatches;
+                    }
+            }
+    return mismatches;
+}
+
 TEST_CASE("imma fragments: a warp emulation of mma.sync m16n8k32 reproduces the int64 reference per group") {
     std::mt19937 rng(11);
     for (auto [m, n, k] : {std::tuple{3, 37, 256}, std::tuple{8, 16, 512}, std::tuple{17, 40, 128}}) {
@@ -227,37 +260,49 @@ TEST_CASE("imma fragments: a warp emulation of mma.sync m16n8k32 reproduces the 
         auto qa = random_codes(size_t(m) * k, -128, 127, rng);
         auto p = pack_weights_imma(w);
         auto ref = gemm_group_acc_ref(qa.data(), w.q.data(), m, n, k);
-        const int groups = k / 128;
-        int mismatches = 0;
-        for (int nt = 0; nt < row_tiles(n); ++nt)
-            for (int m0 = 0; m0 < m; m0 += 8)
-                for (int g = 0; g < groups; ++g) {
-                    const uint32_t *tile = tile_words(p, nt, g);
-                    int32_t d[16][8] = {};
-                    for (int kk = 0; kk < 4; ++kk) {
-                        uint32_t a[32][4], b[32][2];
-                        for (int lane = 0; lane < 32; ++lane) {
-                            imma_unpack(tile[tile_word_index(lane, 3 * kk)], tile[tile_word_index(lane, 3 * kk + 1)],
-                                        tile[tile_word_index(lane, 3 * kk + 2)], a[lane]);
-                            // The kernel's B fragment: 32 contiguous bytes act[token][32t ..], words 2kk, 2kk + 1.
-                            const int tok = m0 + lane / 4, t = lane % 4;
-                            uint32_t words[8] = {};
-                            if (tok < m) std::memcpy(words, &qa[size_t(tok) * k + g * 128 + 32 * t], 32);
-                            b[lane][0] = words[2 * kk];
-                            b[lane][1] = words[2 * kk + 1];
-                        }
-                        emulate_mma_s8(a, b, d);
-                    }
-                    for (int r = 0; r < 16; ++r)
-                        for (int c = 0; c < 8; ++c) {
-                            const int row = nt * 16 + r, tok = m0 + c;
-                            if (row >= n || tok >= m) continue;
-                            CHECK(d[r][c] % 4 == 0);
-                            if ((d[r][c] >> 2) != ref[(size_t(tok) * n + row) * groups + g]) ++mismatches;
-                        }
-                }
+        // The kernel's B fragment: 32 contiguous bytes act[token][32t ..], words 2kk, 2kk + 1.
+        const int mismatches = imma_emulation_mismatches(p, ref, m, n, k, [&](int tok, int g, int kk, int t, uint32_t(&b)[2]) {
+            uint32_t words[8];
+            std::memcpy(words, &qa[size_t(tok) * k + g * 128 + 32 * t], 32);
+            b[0] = words[2 * kk];
+            b[1] = words[2 * kk + 1];
+        });
         CHECK_MESSAGE(mismatches == 0, "imma emulation m=" << m << " n=" << n << " k=" << k);
     }
+}
+
+TEST_CASE("wgmma order: the activation permutation puts logical k where each k32 step reads it") {
+    // wgmma's register A fragment is the m16n8k32 one per warp, and it reads B in hardware k order
+    // from shared memory (k32 step kk = bytes 32kk .. 32kk + 31 of a token's group). The packed
+    // weight byte of (lane t, chunk kk, register reg, byte e) is logical k = imma_k_of(...), so that
+    // activation must sit at byte 32kk + 16 (reg / 2) + 4t + e, before the 128-byte swizzle moves
+    // 16-byte chunk c of token m to c ^ (m % 8).
+    for (int m = 0; m < 8; ++m) {
+        std::vector<int> seen(128, 0);
+        for (int k = 0; k < 128; ++k) ++seen[wgmma_act_pos(k, m)];
+        CHECK(std::count(seen.begin(), seen.end(), 1) == 128);
+        for (int t = 0; t < 4; ++t)
+            for (int kk = 0; kk < 4; ++kk)
+                for (int reg = 0; reg < 4; ++reg)
+                    for (int e = 0; e < 4; ++e)
+                        CHECK(wgmma_act_pos(imma_k_of(t, kk, reg, e), m) == ((2 * kk + ((reg >> 1) & 1)) ^ m) * 16 + 4 * t + e);
+    }
+    // And an emulation of one warp's slice of the wgmma, fed from the reordered activations in
+    // hardware order, reproduces the int64 reference.
+    std::mt19937 rng(13);
+    const int m = 9, n = 40, k = 384;
+    auto w = random_weights(n, k, rng);
+    auto qa = random_codes(size_t(m) * k, -128, 127, rng);
+    const auto qo = order_acts_wgmma_ref(qa.data(), m, k);
+    auto p = pack_weights_imma(w);
+    auto ref = gemm_group_acc_ref(qa.data(), w.q.data(), m, n, k);
+    const int mismatches = imma_emulation_mismatches(p, ref, m, n, k, [&](int tok, int g, int kk, int t, uint32_t(&b)[2]) {
+        // What the hardware reads through the swizzle: chunk c of the row at c ^ (tok % 8).
+        const int8_t *row = &qo[size_t(tok) * k + g * 128];
+        std::memcpy(&b[0], row + 16 * ((2 * kk) ^ (tok & 7)) + 4 * t, 4);
+        std::memcpy(&b[1], row + 16 * ((2 * kk + 1) ^ (tok & 7)) + 4 * t, 4);
+    });
+    CHECK(mismatches == 0);
 }
 
 TEST_CASE("btc fragments: a warp emulation of m16n8k256 and.popc with the pair schedule reproduces the reference") {

@@ -90,16 +90,18 @@ struct case_result {
 };
 
 // Runs one back-end on one problem and checks the per-group integers and the fp16 output.
+// allow_wgmma false keeps w6_imma on its mma.sync path (the one non-sm_90a builds run at every m).
 case_result run_case(const char *who, int m, int n, int k, int a_bits, const quantized_weights &w, const quantized_acts &qa,
-                     std::vector<uint16_t> *out_host = nullptr) {
+                     std::vector<uint16_t> *out_host = nullptr, bool allow_wgmma = true) {
     const bool btc = std::strcmp(who, "flexq_btc") == 0;
+    const bool wgmma = !btc && w6_imma_uses_wgmma(m, allow_wgmma);
     const int groups = k / 128;
     auto p = btc ? pack_weights_btc(w) : pack_weights_imma(w);
     dbuf<uint8_t> dw(p.data);
     dbuf<uint16_t> ds(p.scales);
     std::vector<uint32_t> planes;
     if (btc) planes = pack_act_planes_ref(qa.q.data(), m, k, a_bits);
-    dbuf<int8_t> dact8(qa.q);
+    dbuf<int8_t> dact8(wgmma ? order_acts_wgmma_ref(qa.q.data(), m, k) : qa.q);
     dbuf<uint32_t> dplanes(planes.empty() ? std::vector<uint32_t>(4) : planes);
     dbuf<float> dsx(qa.scales);
     dbuf<__half> dout(size_t(m) * n);
@@ -114,6 +116,7 @@ case_result run_case(const char *who, int m, int n, int k, int a_bits, const qua
     a.act_scales = dsx.ptr;
     a.out = dout.ptr;
     a.group_acc = dacc.ptr;
+    a.allow_wgmma = allow_wgmma;
     auto st = btc ? flexq_btc_run(a, nullptr) : w6_imma_run(a, nullptr);
     REQUIRE_MESSAGE(st.ok(), st.reason);
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
@@ -122,7 +125,7 @@ case_result run_case(const char *who, int m, int n, int k, int a_bits, const qua
     auto acc = dacc.download();
     for (size_t i = 0; i < ref.size(); ++i)
         if (acc[i] != ref[i] && r.acc_mismatch++ < 3)
-            MESSAGE(std::string(who) << "/a" << a_bits << "/m=" << m << ",n=" << n << ",k=" << k << " group acc [" << i << "]: got " << acc[i] << " want "
+            MESSAGE(std::string(who) << (wgmma ? " (wgmma)" : "") << "/a" << a_bits << "/m=" << m << ",n=" << n << ",k=" << k << " group acc [" << i << "]: got " << acc[i] << " want "
                         << ref[i] << " FAIL");
     std::vector<double> abs_sum;
     auto ref_out = gemm_scale_ref_f64(ref, qa.scales.data(), w.scales.data(), m, n, k, &abs_sum);
@@ -163,13 +166,16 @@ TEST_CASE("act_quant: int8 codes, bit planes and per-token codes are bit-exact a
                 for (int i = 0; i < 128; ++i) x[size_t(m - 1) * k + i] = 0;
                 auto ref = quantize_acts_ref(x.data(), m, k, bits, 128);
                 dbuf<uint16_t> dx(x);
-                dbuf<int8_t> dq(size_t(m) * k);
+                dbuf<int8_t> dq(size_t(m) * k), dqw(size_t(m) * k);
                 dbuf<float> ds(size_t(m) * (k / 128));
                 dbuf<uint32_t> dp(size_t(m) * (k / 128) * 4 * bits);
                 dbuf<float> ds2(size_t(m) * (k / 128));
                 dq.poison(), ds.poison(), dp.poison(), ds2.poison();
                 auto *xh = reinterpret_cast<const __half *>(dx.ptr);
                 REQUIRE(act_quant_int8(xh, m, k, bits, dq.ptr, ds.ptr, nullptr).ok());
+                REQUIRE(act_quant_int8(xh, m, k, bits, dqw.ptr, ds2.ptr, nullptr, int8_order::wgmma_k).ok());
+                REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+                CHECK_MESSAGE(dqw.download() == order_acts_wgmma_ref(ref.q.data(), m, k), "act_quant_int8 wgmma_k m=" << m << " k=" << k << " bits=" << bits);
                 REQUIRE(act_quant_planes(xh, m, k, bits, dp.ptr, ds2.ptr, nullptr).ok());
                 REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
                 const auto q = dq.download();
@@ -193,8 +199,9 @@ TEST_CASE("act_quant: int8 codes, bit planes and per-token codes are bit-exact a
 
 TEST_CASE("w6_imma and flexq_btc: per-group int32 bit-exact, fp16 within tolerance, over every configuration") {
     std::mt19937 rng(7);
-    const int ms[] = {1, 3, 8, 12, 16, 17, 33, 64, 65, 118, 200};
-    const int nks[][2] = {{37, 128}, {100, 384}, {64, 1152}, {256, 512}};
+    // 65 .. 300: the wgmma path on an sm_90a build (tails inside a 128-token tile and a third tile).
+    const int ms[] = {1, 3, 8, 12, 16, 17, 33, 64, 65, 118, 200, 300};
+    const int nks[][2] = {{37, 128}, {100, 384}, {64, 1152}, {256, 512}, {300, 256}};
     double worst = 0;
     int cases = 0;
     for (int m : ms)
@@ -223,6 +230,22 @@ TEST_CASE("w6_imma and flexq_btc: per-group int32 bit-exact, fp16 within toleran
             }
         }
     MESSAGE("w6 kernels: " << cases << " problems x 2 back-ends; worst fp16 error / tolerance = " << worst);
+}
+
+TEST_CASE("w6_imma: the mma.sync token-tiled path stays exact where the wgmma path takes over") {
+    // On an sm_90a build m > 64 runs the wgmma kernel; the tiled mma.sync configuration is what
+    // every other build runs there, so it keeps its own check.
+    std::mt19937 rng(11);
+    for (int m : {65, 200})
+        for (int a_bits : {6, 8}) {
+            const int n = 100, k = 384;
+            auto w = random_weights(n, k, rng, 0.002f, 0.05f);
+            auto x = random_x(m, k, rng, 3.f);
+            auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+            auto r = run_case("w6_imma", m, n, k, a_bits, w, qa, nullptr, false);
+            CHECK_MESSAGE(r.acc_mismatch == 0, "w6_imma mma.sync a" << a_bits << " m=" << m);
+            CHECK_MESSAGE(r.out_fail == 0, "w6_imma mma.sync out a" << a_bits << " m=" << m);
+        }
 }
 
 TEST_CASE("w6 kernels: tiny and huge scales are multiplied in fp32 (no fp16 underflow or overflow)") {
@@ -262,6 +285,21 @@ TEST_CASE("w6 kernels: LLaMA-7B shapes at decode sizes, bit-exact") {
                 CHECK_MESSAGE(r.out_fail == 0, std::string(who) << " m=" << m << " n=" << n << " k=" << k);
             }
         }
+}
+
+TEST_CASE("w6_imma: prefill sizes over long K (many pipeline rounds), bit-exact") {
+    // 64 groups cycle the wgmma path's 4-stage ring 16 times; several row blocks and token tiles.
+    std::mt19937 rng(19);
+    for (auto [m, n, k] : {std::tuple{256, 1024, 8192}, std::tuple{129, 160, 4096}, std::tuple{512, 384, 2048}}) {
+        auto w = random_weights(n, k, rng, 0.001f, 0.02f);
+        auto x = random_x(m, k, rng, 2.f);
+        for (int a_bits : {6, 8}) {
+            auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+            auto r = run_case("w6_imma", m, n, k, a_bits, w, qa);
+            CHECK_MESSAGE(r.acc_mismatch == 0, "w6_imma a" << a_bits << " m=" << m << " n=" << n << " k=" << k);
+            CHECK_MESSAGE(r.out_fail == 0, "w6_imma a" << a_bits << " m=" << m << " n=" << n << " k=" << k);
+        }
+    }
 }
 
 TEST_CASE("the W6 back-ends refuse what they cannot do, with the values") {

@@ -1,0 +1,285 @@
+// w6_imma's Hopper path for prefill sizes (sm_90a, m > 64): wgmma.mma_async m64n128k32 s8.
+//
+// Why a second kernel: the mma.sync path tops out near 200 TOPS at large m, because every
+// 128-wide K group needs an int32 -> fp32 promotion per accumulator and mma.sync keeps the issue
+// slots busy with both. wgmma runs asynchronously to the warp, so one consumer warpgroup's
+// promotion runs while the other's tensor-core work proceeds. This kernel reaches ~600-650 TOPS
+// (results/kernels, docs/kernels.md); ablations on the H100 put the limit in data movement (about
+// 6 TB/s of L2 reads for 128 x 128 tiles: 28 KB per block and group), not in the tensor cores or
+// the promotion. Cluster multicast of the activation and weight tiles is the next step.
+//
+// Roles (one block = 128 weight rows x 128 tokens, 3 warpgroups; setmaxnreg moves registers from
+// the producer to the consumers, which hold 64 int32 + 64 fp32 accumulators each):
+//   - producer warpgroup: copies each group's activations (128 tokens x 128 int8, 16-byte cp.async,
+//     zero-filled past m; the quantizer already applied wgmma's 128-byte swizzle) and their 128
+//     fp32 scales into a 4-stage shared-memory ring; signals a `full` mbarrier per stage.
+//   - 2 consumer warpgroups, 64 weight rows each (warp w of a warpgroup = one 16-row tile of the
+//     packed layout): weights stream from global memory straight into registers two groups ahead
+//     (w6_layout.h gives each lane its fragment words in three coalesced loads), are unpacked to
+//     int8 (imma_unpack) and fed as wgmma's register A operand; four k32 wgmmas make the group's
+//     exact int32 sums, then acc += float(sum) * (sx * sw / 4) in fp32, and the stage is released
+//     through an `empty` mbarrier.
+// The A-register fragment of wgmma (per warp: rows gid / gid + 8, k 4t + e / 16 + 4t + e) is the
+// m16n8k32 one, so the packed weights are the same bytes the decode path reads; the K permutation
+// inside a group that packing implies is applied to the activations by the quantizer instead
+// (act_quant_int8 with int8_order::wgmma_k, w6_layout.h wgmma_act_pos).
+// Integer results are bit-identical to the mma.sync path and flexq_btc (tests/kernels/w6).
+#include "w6_imma/w6_imma_wgmma.h"
+
+#include "common/cuda_check.h"
+#include "quant_pack/w6_gemm_kernel.cuh" // kernel_params, params_of, word_of
+#include "quant_pack/w6_layout.h"
+
+#include <string>
+
+namespace qb::w6::detail {
+namespace {
+
+constexpr int wg_tokens = 128;                        // tokens per block: the n128 of the wgmma
+constexpr int wg_consumers = 2;                       // consumer warpgroups, 64 weight rows each
+constexpr int wg_row_tiles = wg_consumers * 4;        // 16-row tiles per block
+constexpr int wg_stages = 4;
+constexpr int wg_code_bytes = wg_tokens * group_size; // 16 KB of int8 codes per stage
+constexpr int wg_stage_bytes = wg_code_bytes + 1024;  // + 512 B of scales; stages stay 1024-aligned (swizzle atoms)
+constexpr int wg_threads = (wg_consumers + 1) * 128;   // + the producer warpgroup
+constexpr int wg_smem_bytes = wg_stages * wg_stage_bytes + 1024 /* alignment slack */ + 2 * wg_stages * 8 /* mbarriers */;
+
+
+#if defined(QB_W6_WGMMA)
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return uint32_t(__cvta_generic_to_shared(p)); }
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory"); }
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    uint32_t done = 0;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+// 16 (or 4) bytes global -> shared; bytes past `src_bytes` are zero-filled (tokens past m).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, uint32_t src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src, uint32_t src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+// The mbarrier receives this thread's arrival once all its earlier cp.asyncs have landed.
+__device__ __forceinline__ void cp_async_arrive(uint32_t bar) { asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory"); }
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// Keeps the compiler from moving reads of (or reusing) registers an in-flight wgmma owns.
+__device__ __forceinline__ void reg_fence(int32_t &r) { asm volatile("" : "+r"(r)::"memory"); }
+__device__ __forceinline__ void reg_keep(uint32_t r) { asm volatile("" ::"r"(r) : "memory"); }
+
+// Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row core-matrix groups 1024 B apart.
+__device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {
+    return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+// D (+)= A x B for a 64 x 128 x 32 int8 slab: A (64 weight rows) from registers, B (128 tokens)
+// from shared memory through its descriptor; `accumulate` 0 starts the integer sums afresh.
+__device__ __forceinline__ void wgmma_m64n128k32_s8(int32_t (&d)[64], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+                 "{%64,%65,%66,%67}, %68, p;\n}"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]), "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate)
+                 : "memory");
+}
+
+
+// WITH_GROUP_ACC: the tests' variant that also stores every exact per-group integer.
+template <bool WITH_GROUP_ACC>
+__global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kernel_params p) {
+    extern __shared__ uint8_t smem_raw[];
+    const uint32_t raw = smem_addr(smem_raw);
+    const uint32_t base = (raw + 1023u) & ~1023u; // swizzle atoms need 1024-byte alignment
+    uint8_t *const smem = smem_raw + (base - raw);
+    const uint32_t bars = base + wg_stages * wg_stage_bytes; // full[s] at bars + 8s, empty[s] at bars + 8 (S + s)
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int m0 = blockIdx.x * wg_tokens;
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < wg_stages; ++s) {
+            mbar_init(bars + 8 * s, 128);                               // the producer's threads
+            mbar_init(bars + 8 * (wg_stages + s), wg_consumers * 4);    // one arrival per consumer warp
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    if (warp >= wg_consumers * 4) {
+        // Producer. Activations come from the quantizer launched just before (programmatic
+        // dependent launch): only these warps read them, so only they wait.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;" ::: "memory");
+        asm volatile("griddepcontrol.wait;" ::: "memory");
+        const int pw = warp - wg_consumers * 4; // tokens 32 pw .. 32 pw + 31 of the block
+        for (int g = 0; g < p.groups; ++g) {
+            const int s = g % wg_stages;
+            if (g >= wg_stages) mbar_wait(bars + 8 * (wg_stages + s), ((g / wg_stages) - 1) & 1);
+            const uint32_t stage = base + s * wg_stage_bytes;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                const int idx = lane + 32 * i, r = 32 * pw + (idx >> 3), c = idx & 7; // token r, 16-byte chunk c
+                const int tok = m0 + r;
+                const int8_t *src = static_cast<const int8_t *>(p.act) + size_t(tok < p.m ? tok : p.m - 1) * p.k + size_t(g) * group_size + 16 * c;
+                cp_async16(stage + r * group_size + (c << 4), src, tok < p.m ? 16u : 0u); // the quantizer swizzled
+            }
+            {
+                const int r = 32 * pw + lane, tok = m0 + r;
+                cp_async4(stage + wg_code_bytes + 4 * r, p.as + size_t(g) * p.m + (tok < p.m ? tok : p.m - 1), tok < p.m ? 4u : 0u);
+            }
+            cp_async_arrive(bars + 8 * s);
+        }
+        return;
+    }
+
+    // Consumers.
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;" ::: "memory");
+    const int gid = lane >> 2, t = lane & 3;
+    const int nt = blockIdx.y * wg_row_tiles + warp; // this warp's 16-row tile
+    const bool rows_ok = nt < p.row_tiles;
+    const uint4 *wsrc = p.w + size_t(rows_ok ? nt : 0) * p.groups * (tile_bytes / 16) + lane;
+    const __half2 *ssrc = p.ws + size_t(rows_ok ? nt : 0) * p.groups * 8 + gid;
+    uint4 wb[2][3];
+    __half2 sb[2];
+    auto load_w = [&](int slot, int g) {
+        if (rows_ok) {
+            const uint4 *src = wsrc + size_t(g) * (tile_bytes / 16);
+#pragma unroll
+            for (int j = 0; j < 3; ++j) wb[slot][j] = __ldg(src + 32 * j);
+            sb[slot] = __ldg(ssrc + size_t(g) * 8);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 3; ++j) wb[slot][j] = make_uint4(0, 0, 0, 0);
+            sb[slot] = __floats2half2_rn(0.f, 0.f);
+        }
+    };
+    load_w(0, 0);
+    if (p.groups > 1) load_w(1, 1);
+
+    float accf[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) accf[i] = 0.f;
+    int32_t acci[64];
+
+    auto step = [&](auto slot_c, int g) {
+        constexpr int slot = decltype(slot_c)::value;
+        const int s = g % wg_stages;
+        uint32_t frag[4][4];
+        imma_unpack(word_of<0>(wb[slot]), word_of<1>(wb[slot]), word_of<2>(wb[slot]), frag[0]);
+        imma_unpack(word_of<3>(wb[slot]), word_of<4>(wb[slot]), word_of<5>(wb[slot]), frag[1]);
+        imma_unpack(word_of<6>(wb[slot]), word_of<7>(wb[slot]), word_of<8>(wb[slot]), frag[2]);
+        imma_unpack(word_of<9>(wb[slot]), word_of<10>(wb[slot]), word_of<11>(wb[slot]), frag[3]);
+        const float2 sw = __half22float2(sb[slot]);
+        const float sw0 = 0.25f * sw.x, sw1 = 0.25f * sw.y; // bytes held 4q: the sums are 4x (exact)
+        mbar_wait(bars + 8 * s, (g / wg_stages) & 1);
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); // cp.async wrote through the generic proxy
+        const uint64_t desc = smem_desc_sw128(base + s * wg_stage_bytes);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(acci[i]);
+        wgmma_fence();
+        wgmma_m64n128k32_s8(acci, frag[0], desc + 0, 0);
+        wgmma_m64n128k32_s8(acci, frag[1], desc + 2, 1); // + 32 bytes: the next k32 slab
+        wgmma_m64n128k32_s8(acci, frag[2], desc + 4, 1);
+        wgmma_m64n128k32_s8(acci, frag[3], desc + 6, 1);
+        wgmma_commit();
+        if (g + 2 < p.groups) load_w(slot, g + 2); // next weights stream while the tensor cores run
+        wgmma_wait_all();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(acci[i]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) reg_keep(frag[i][j]);
+        const float *sx = reinterpret_cast<const float *>(smem + s * wg_stage_bytes + wg_code_bytes) + 2 * t;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            const float2 x = *reinterpret_cast<const float2 *>(sx + 8 * i); // tokens 8i + 2t, 8i + 2t + 1
+            accf[4 * i + 0] = fmaf(float(acci[4 * i + 0]), x.x * sw0, accf[4 * i + 0]);
+            accf[4 * i + 1] = fmaf(float(acci[4 * i + 1]), x.y * sw0, accf[4 * i + 1]);
+            accf[4 * i + 2] = fmaf(float(acci[4 * i + 2]), x.x * sw1, accf[4 * i + 2]);
+            accf[4 * i + 3] = fmaf(float(acci[4 * i + 3]), x.y * sw1, accf[4 * i + 3]);
+        }
+        __syncwarp();
+        if (lane == 0) mbar_arrive(bars + 8 * (wg_stages + s));
+        if constexpr (WITH_GROUP_ACC) {
+#pragma unroll
+            for (int e = 0; e < 64; ++e) {
+                const int n = nt * row_tile + gid + 8 * ((e >> 1) & 1), m = m0 + 8 * (e >> 2) + 2 * t + (e & 1);
+                if (n < p.n && m < p.m) p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acci[e] >> 2;
+            }
+        }
+    };
+    for (int g = 0; g < p.groups; g += 2) {
+        step(std::integral_constant<int, 0>{}, g);
+        if (g + 1 < p.groups) step(std::integral_constant<int, 1>{}, g + 1);
+    }
+
+#pragma unroll
+    for (int e = 0; e < 64; ++e) {
+        const int n = nt * row_tile + gid + 8 * ((e >> 1) & 1), m = m0 + 8 * (e >> 2) + 2 * t + (e & 1);
+        if (n < p.n && m < p.m) p.out[size_t(m) * p.n + n] = __float2half_rn(accf[e]);
+    }
+}
+#endif // QB_W6_WGMMA
+
+} // namespace
+
+bool wgmma_available() {
+#if defined(QB_W6_WGMMA)
+    static const bool ok = [] {
+        int dev = 0, major = 0, minor = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess) return false;
+        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+            return false;
+        return major == 9 && minor == 0;
+    }();
+    return ok;
+#else
+    return false;
+#endif
+}
+
+status w6_imma_wgmma_launch(const gemm_args &a, cudaStream_t stream) {
+#if defined(QB_W6_WGMMA)
+    const kernel_params p = params_of(a);
+    auto *kernel = p.group_acc ? w6_imma_wgmma_kernel<true> : w6_imma_wgmma_kernel<false>;
+    static const cudaError_t attr_err = [] {
+        const cudaError_t a = cudaFuncSetAttribute(w6_imma_wgmma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, wg_smem_bytes);
+        const cudaError_t b = cudaFuncSetAttribute(w6_imma_wgmma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, wg_smem_bytes);
+        return a != cudaSuccess ? a : b;
+    }();
+    QB_CUDA_TRY(attr_err);
+    const unsigned gx = unsigned((a.m + wg_tokens - 1) / wg_tokens);
+    const unsigned gy = unsigned((p.row_tiles + wg_row_tiles - 1) / wg_row_tiles);
+    if (gy > 65535u) return status::failure(status_code::unsupported_shape, "n too large for the grid (n=" + std::to_string(a.n) + ")");
+    cudaLaunchConfig_t lc = {};
+    lc.gridDim = dim3(gx, gy, 1);
+    lc.blockDim = dim3(wg_threads);
+    lc.dynamicSmemBytes = wg_smem_bytes;
+    lc.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    lc.attrs = attr;
+    lc.numAttrs = a.pdl ? 1 : 0;
+    QB_CUDA_TRY(cudaLaunchKernelEx(&lc, kernel, p));
+    QB_CUDA_TRY_LAUNCH();
+    return status::success();
+#else
+    (void)a, (void)stream;
+    return status::failure(status_code::unsupported_option, "w6_imma: the wgmma path needs a build for sm_90a (-Dgpu_arch=90a)");
+#endif
+}
+
+} // namespace qb::w6::detail
