@@ -27,7 +27,7 @@
 //   word (m, g, t, i) bit b = bit i of qa[m][g * 128 + 32t + b].
 //
 // Activations for w6_imma / cuBLASLt: int8 [M, K] row-major. Activation scales fp32 [G][M].
-// w6_imma's wgmma path (m > 64 on sm_90a) reads B from shared memory in the hardware's k order,
+// w6_imma's wgmma path (m > 32 on sm_90a) reads B from shared memory in the hardware's k order,
 // so its activations carry the weights' K permutation instead: inside each 128 group of token m,
 // logical byte k sits at wgmma_act_pos(k, m) (k32 step kk reads bytes 32kk .. 32kk + 31; its byte
 // 4t + e must be logical 32t + 8kk + e and byte 16 + 4t + e logical 32t + 8kk + 4 + e), with the

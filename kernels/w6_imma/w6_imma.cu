@@ -19,9 +19,10 @@ status w6_imma_run(const gemm_args &args, cudaStream_t stream) {
     return detail::launch_by_m<detail::imma_mode>(args, stream);
 }
 
-// Below 65 tokens a 128-token wgmma tile would be mostly padding; the mma.sync decode and mid
-// configurations stream the weights once and win there.
-bool w6_imma_uses_wgmma(int m, bool allow_wgmma) { return allow_wgmma && m > 64 && detail::wgmma_available(); }
+// Up to 32 tokens the mma.sync decode / mid configurations win (they stream the weights once);
+// from 33 on, a half-empty 128-token wgmma tile is already faster than mid32 on 16 of the 21
+// benchmark shapes at m = 64 (results/kernels/h100_summary.csv, m = 64 vs 128).
+bool w6_imma_uses_wgmma(int m, bool allow_wgmma) { return allow_wgmma && m > 32 && detail::wgmma_available(); }
 
 const char *w6_config_name(int m) { return m <= 8 ? "decode8" : m <= 16 ? "decode16" : m <= 64 ? "mid32" : "tiled"; }
 

@@ -2,7 +2,7 @@
 // fp16 scales, pack_weights_imma) are unpacked in registers to int8 and multiplied with int8
 // activations (A6 or A8 codes, act_quant_int8) by mma.sync m16n8k32; per-128-group int32
 // accumulators are scaled in fp32; fp16 out. Decode path (m <= 16): memory-bound, weights
-// streamed once; m > 16: token-tiled; m > 64 on an sm_90a build and an H100-class device: the
+// streamed once; m > 16: token-tiled; m > 32 on an sm_90a build and an H100-class device: the
 // wgmma path (w6_imma_wgmma.cu), which reads activations in int8_order::wgmma_k.
 // Formulas: quant_pack/w6_gemm.h.
 //   test:  tests/kernels/w6/test_w6_kernels.cpp (suite gpu)

@@ -1,4 +1,4 @@
-// w6_imma's Hopper path for prefill sizes (sm_90a, m > 64): wgmma.mma_async m64n128k32 s8.
+// w6_imma's Hopper path for prefill sizes (sm_90a, m > 32): wgmma.mma_async m64n128k32 s8.
 //
 // Why a second kernel: the mma.sync path tops out near 200 TOPS at large m, because every
 // 128-wide K group needs an int32 -> fp32 promotion per accumulator and mma.sync keeps the issue

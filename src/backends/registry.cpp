@@ -31,7 +31,7 @@ std::vector<backend_entry> entries() {
                  make_cublaslt_w8a8_backend});
     e.push_back({{"cublas_w8a8_legacy", "the FlexQ paper's baseline: cublasGemmEx int8 NN, int32 out, then a scale kernel; CUDA, fp16", {}},
                  make_cublas_w8a8_legacy_backend});
-    e.push_back({{"w6_imma", "W6Ax: 6-bit packed weights unpacked to int8 in registers, int8 tensor cores (mma.sync), fp32 group scales; CUDA, fp16",
+    e.push_back({{"w6_imma", "W6Ax: 6-bit packed weights unpacked to int8 in registers, int8 tensor cores (mma.sync; wgmma for m > 32 on sm_90a), fp32 group scales; CUDA, fp16",
                   w6_options()},
                  make_w6_imma_backend});
     e.push_back({{"flexq_btc", "FlexQ W6A6/W6A8 on binary tensor cores (bit planes, mma m16n8k256 and.popc); CUDA, fp16", w6_options()},

@@ -199,7 +199,7 @@ TEST_CASE("act_quant: int8 codes, bit planes and per-token codes are bit-exact a
 
 TEST_CASE("w6_imma and flexq_btc: per-group int32 bit-exact, fp16 within tolerance, over every configuration") {
     std::mt19937 rng(7);
-    // 65 .. 300: the wgmma path on an sm_90a build (tails inside a 128-token tile and a third tile).
+    // 33 .. 300: the wgmma path on an sm_90a build (tails inside a 128-token tile and a third tile).
     const int ms[] = {1, 3, 8, 12, 16, 17, 33, 64, 65, 118, 200, 300};
     const int nks[][2] = {{37, 128}, {100, 384}, {64, 1152}, {256, 512}, {300, 256}};
     double worst = 0;
@@ -232,11 +232,11 @@ TEST_CASE("w6_imma and flexq_btc: per-group int32 bit-exact, fp16 within toleran
     MESSAGE("w6 kernels: " << cases << " problems x 2 back-ends; worst fp16 error / tolerance = " << worst);
 }
 
-TEST_CASE("w6_imma: the mma.sync token-tiled path stays exact where the wgmma path takes over") {
-    // On an sm_90a build m > 64 runs the wgmma kernel; the tiled mma.sync configuration is what
-    // every other build runs there, so it keeps its own check.
+TEST_CASE("w6_imma: the mma.sync mid and token-tiled paths stay exact where the wgmma path takes over") {
+    // On an sm_90a build m > 32 runs the wgmma kernel; the mid32 and tiled mma.sync configurations
+    // are what every other build runs there, so they keep their own check.
     std::mt19937 rng(11);
-    for (int m : {65, 200})
+    for (int m : {33, 64, 65, 200})
         for (int a_bits : {6, 8}) {
             const int n = 100, k = 384;
             auto w = random_weights(n, k, rng, 0.002f, 0.05f);
