@@ -318,11 +318,7 @@ int main(int argc, char **argv) {
     bool check_only = false;
     for (int i = 1; i < argc; ++i)
         if (std::strcmp(argv[i], "--check") == 0) check_only = true;
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::fprintf(stderr, "bench_kernels: no CUDA device; nothing to benchmark\n");
-        return check_only ? 77 : 1;
-    }
+    if (const int rc = qb::cuda::no_device_exit_code("bench_kernels", check_only); rc >= 0) return rc;
     if (check_only) return run_check();
     g = new globals();
     die_on(g->blas.init(), "cublas init");

@@ -84,11 +84,7 @@ int main(int argc, char **argv) {
     bool check_only = false;
     for (int i = 1; i < argc; ++i)
         if (std::strcmp(argv[i], "--check") == 0) check_only = true;
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::fprintf(stderr, "bench_common: no CUDA device; nothing to benchmark\n");
-        return check_only ? 77 : 1; // 77 = skipped, for meson test
-    }
+    if (const int rc = qb::cuda::no_device_exit_code("bench_common", check_only); rc >= 0) return rc;
     if (check_only) {
         // One small product through both kernels, compared on the host: a benchmark that times
         // a wrong kernel is worse than none.

@@ -15,6 +15,13 @@ void check_or_die(cudaError_t err, const char *what) {
     std::exit(1);
 }
 
+int no_device_exit_code(const char *who, bool check_only) {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) return -1;
+    std::fprintf(stderr, "%s: no CUDA device; nothing to benchmark\n", who);
+    return check_only ? 77 : 1;
+}
+
 l2_flusher::l2_flusher() {
     int device = 0, l2 = 0;
     check_or_die(cudaGetDevice(&device), "cudaGetDevice");

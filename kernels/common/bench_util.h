@@ -33,6 +33,10 @@ void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, const st
 // Adds gpu, driver, sm clocks, L2 policy and the git revision to the benchmark JSON context.
 void add_benchmark_context(const std::string &l2_policy);
 
+// Without a CUDA device a benchmark binary has nothing to do: returns its exit code (77 =
+// skipped, for `meson test` of `--check`; 1 otherwise) after saying so, or -1 when there is one.
+int no_device_exit_code(const char *who, bool check_only);
+
 // Aborts the benchmark binary with a message when a CUDA call fails outside a benchmark.
 void check_or_die(cudaError_t err, const char *what);
 
