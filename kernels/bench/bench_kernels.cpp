@@ -169,7 +169,7 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
     const bool choose_btc = w6ax_choose(m, s.n, s.k, s.a_bits) == w6ax_choice::w6ax_choice_btc;
     const bool btc_fmt = b == backend::btc || b == backend::btc_aq || ((b == backend::w6ax || b == backend::w6ax_aq || b == backend::act_quant) && choose_btc);
     // Inputs of the GEMM-only rows: quantized once, outside the timing, in the order w6_imma reads.
-    const auto order = w6_imma_uses_wgmma(m) ? int8_order::wgmma_k : int8_order::natural;
+    const auto order = w6_imma_act_order(m);
     die_on(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order), "act_quant_int8");
     die_on(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st), "act_quant_planes");
     die_on(act_quant_token(d.x, m, s.k, d.x8 + 0, d.sx_tok, st), "act_quant_token");
@@ -200,7 +200,7 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
             auto a = w6_args(d, m, s.a_bits, use_btc);
             record(use_btc ? flexq_btc_run(a, st) : w6_imma_run(a, st));
         };
-        label = use_btc || !w6_imma_uses_wgmma(m) ? w6_config_name(m) : "wgmma";
+        label = use_btc ? w6_config_name(m) : w6_imma_config_name(m);
         if (b == backend::w6ax) label += std::string(" ") + (use_btc ? "flexq_btc" : "w6_imma");
         break;
     }
@@ -220,7 +220,7 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
             a.pdl = true; // weights stream while the quantizer finishes
             record(btc_fmt ? flexq_btc_run(a, st) : w6_imma_run(a, st));
         };
-        label = std::string(btc_fmt || !w6_imma_uses_wgmma(m) ? w6_config_name(m) : "wgmma") + " pdl";
+        label = std::string(btc_fmt ? w6_config_name(m) : w6_imma_config_name(m)) + " pdl";
         break;
     }
     launch();

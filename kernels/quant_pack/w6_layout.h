@@ -32,7 +32,7 @@
 // logical byte k sits at wgmma_act_pos(k, m) (k32 step kk reads bytes 32kk .. 32kk + 31; its byte
 // 4t + e must be logical 32t + 8kk + e and byte 16 + 4t + e logical 32t + 8kk + 4 + e), with the
 // 16-byte chunks already XOR-swizzled by m % 8 the way wgmma's 128-byte swizzle reads shared
-// memory, so that one linear bulk copy per token row lands ready to use.
+// memory, so that the producer copies each row's chunks to shared memory in order.
 #pragma once
 #include <cstdint>
 

@@ -8,6 +8,7 @@
 //   test:  tests/kernels/w6/test_w6_kernels.cpp (suite gpu)
 //   bench: build*/kernels/bench/bench_kernels --benchmark_filter=w6_imma
 #pragma once
+#include "quant_pack/act_quant.h"
 #include "quant_pack/w6_gemm.h"
 
 namespace qb::w6 {
@@ -18,5 +19,11 @@ status w6_imma_run(const gemm_args &args, cudaStream_t stream);
 // Whether w6_imma_run takes the wgmma path for m tokens (then quantize the activations with
 // int8_order::wgmma_k). `allow_wgmma` false (gemm_args::allow_wgmma) keeps the mma.sync path.
 bool w6_imma_uses_wgmma(int m, bool allow_wgmma = true);
+// The activation order act_quant_int8 must write for w6_imma_run at m tokens.
+inline int8_order w6_imma_act_order(int m, bool allow_wgmma = true) {
+    return w6_imma_uses_wgmma(m, allow_wgmma) ? int8_order::wgmma_k : int8_order::natural;
+}
+// The configuration w6_imma_run uses at m tokens (benchmark labels): "wgmma" or w6_config_name(m).
+inline const char *w6_imma_config_name(int m) { return w6_imma_uses_wgmma(m) ? "wgmma" : w6_config_name(m); }
 
 } // namespace qb::w6

@@ -166,6 +166,10 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
     load_w(0, 0);
     if (p.groups > 1) load_w(1, 1);
 
+    // Output row and token of accumulator e (the wgmma D fragment: rows gid / gid + 8, tokens
+    // 8i + 2t, 8i + 2t + 1).
+    auto row_of = [&](int e) { return nt * row_tile + gid + 8 * ((e >> 1) & 1); };
+    auto token_of = [&](int e) { return m0 + 8 * (e >> 2) + 2 * t + (e & 1); };
     float accf[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) accf[i] = 0.f;
@@ -214,7 +218,7 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
         if constexpr (WITH_GROUP_ACC) {
 #pragma unroll
             for (int e = 0; e < 64; ++e) {
-                const int n = nt * row_tile + gid + 8 * ((e >> 1) & 1), m = m0 + 8 * (e >> 2) + 2 * t + (e & 1);
+                const int n = row_of(e), m = token_of(e);
                 if (n < p.n && m < p.m) p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acci[e] >> 2;
             }
         }
@@ -226,7 +230,7 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
 
 #pragma unroll
     for (int e = 0; e < 64; ++e) {
-        const int n = nt * row_tile + gid + 8 * ((e >> 1) & 1), m = m0 + 8 * (e >> 2) + 2 * t + (e & 1);
+        const int n = row_of(e), m = token_of(e);
         if (n < p.n && m < p.m) p.out[size_t(m) * p.n + n] = __float2half_rn(accf[e]);
     }
 }

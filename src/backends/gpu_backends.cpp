@@ -116,8 +116,7 @@ public:
                      fmt::format("{} {}", who, what_));
         } else {
             act = at::empty({m, k_}, opts.dtype(at::kChar));
-            const auto order = w6_imma_uses_wgmma(m) ? int8_order::wgmma_k : int8_order::natural; // the layout the chosen kernel reads
-            throw_if(act_quant_int8(xh, m, int(k_), a_bits_, act.data_ptr<int8_t>(), sx.data_ptr<float>(), stream, order),
+            throw_if(act_quant_int8(xh, m, int(k_), a_bits_, act.data_ptr<int8_t>(), sx.data_ptr<float>(), stream, w6_imma_act_order(m)),
                      fmt::format("{} {}", who, what_));
         }
         gemm_args a;
