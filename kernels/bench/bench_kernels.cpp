@@ -4,6 +4,9 @@
 //             flexq_btc, w6ax; act_quant (the fused activation quantizer alone, in the format of
 //             the shape's W6 kernel); <backend>+aq: quantizer + GEMM as one layer (PDL-overlapped
 //             for the W6 kernels; cuBLASLt with its per-token quantizer).
+//   stream_read (M=1 rows only): a kernel that only reads the shape's W6 bytes, timed the same
+//             way (kernels/bench/stream_probe.h): the attainable floor of this harness.
+//             --stream-sweep registers every probe configuration instead (how the default was chosen).
 //   Cold L2: a 2x-L2 (100 MB) read pass before every timed launch, outside the timed region (a
 //   read leaves clean lines: no write-back lands in the timed region, unlike a memset).
 //   Data: random bytes/values generated on the device (timing only; correctness is the gpu test
@@ -14,6 +17,7 @@
 //   scripts/kernels_summary.py bench.json   -> results/kernels/h100_summary.csv, .md, .png
 #include "common/bench_util.h"
 #include "cublas_gemm/cublas_gemm.h"
+#include "bench/stream_probe.h"
 #include "flexq_btc/flexq_btc.h"
 #include "quant_pack/act_quant.h"
 #include "quant_pack/w6_layout.h"
@@ -250,6 +254,35 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
     state.counters["a_bits"] = s.a_bits;
 }
 
+// The attainable floor: read the W6 weights + scales of the shape and nothing else.
+void bench_stream(benchmark::State &state, shape s, qb::bench::stream_config cfg) {
+    cudaStream_t st = g->stream;
+    // The GEMMs read weights and scales from two buffers; the probe reads as many bytes from one
+    // (filled with random bytes like the weights).
+    const size_t bytes = size_t(packed_weight_bytes(s.n, s.k) + packed_scale_bytes(s.n, s.k));
+    uint8_t *buf = dev_alloc<uint8_t>(bytes);
+    die_on(fill_random_bytes(buf, bytes, 8, st), "fill stream buffer");
+    cudaError_t err = cudaSuccess;
+    auto launch = [&] {
+        if (cudaError_t e = qb::bench::stream_read(buf, bytes, g->sink, cfg, st); e != cudaSuccess && err == cudaSuccess) err = e;
+    };
+    launch();
+    check_or_die(cudaStreamSynchronize(st), "first stream launch");
+    if (err != cudaSuccess) {
+        state.SkipWithError(cudaGetErrorString(err));
+        cudaFree(buf);
+        return;
+    }
+    qb::cuda::time_cuda_iterations(
+        state, st, [&] { die_on(l2_flush_read(g->flush_buf, g->flush_bytes, g->sink, st), "flush"); }, launch);
+    cudaFree(buf);
+    state.SetLabel(qb::bench::describe(cfg));
+    state.counters["weight_bytes"] = double(bytes);
+    state.counters["TBps"] = benchmark::Counter(double(bytes) / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["TOPS"] = 0;
+    state.counters["a_bits"] = s.a_bits;
+}
+
 int iterations_for(backend b, int m, const shape &s) {
     const double nk = double(s.n) * s.k;
     double bytes = nk * 0.77, rate = 400e12;
@@ -315,9 +348,11 @@ int run_check() {
 } // namespace
 
 int main(int argc, char **argv) {
-    bool check_only = false;
-    for (int i = 1; i < argc; ++i)
+    bool check_only = false, stream_sweep = false;
+    for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--check") == 0) check_only = true;
+        if (std::strcmp(argv[i], "--stream-sweep") == 0) stream_sweep = true;
+    }
     if (const int rc = qb::cuda::no_device_exit_code("bench_kernels", check_only); rc >= 0) return rc;
     if (check_only) return run_check();
     g = new globals();
@@ -334,7 +369,21 @@ int main(int argc, char **argv) {
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
     const backend all[] = {backend::fp16,  backend::lt_w8a8,   backend::legacy,    backend::imma,    backend::btc,  backend::w6ax,
                            backend::act_quant, backend::imma_aq, backend::btc_aq, backend::w6ax_aq, backend::lt_aq};
-    for (const auto &s : shapes)
+    for (const auto &s : shapes) {
+        const std::string tail = std::string("/") + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
+        auto configs = stream_sweep ? qb::bench::stream_sweep() : std::vector<qb::bench::stream_config>{qb::bench::stream_default()};
+        for (const auto &cfg : configs) {
+            std::string id = qb::bench::describe(cfg);
+            std::replace(id.begin(), id.end(), ' ', '-');
+            const std::string name = (stream_sweep ? "stream_read:" + id : std::string("stream_read")) + tail;
+            benchmark::RegisterBenchmark(name.c_str(), bench_stream, s, cfg)
+                ->Args({1, s.n, s.k})
+                ->ArgNames({"m", "n", "k"})
+                ->UseManualTime()
+                ->Iterations(30)
+                ->Unit(benchmark::kMicrosecond);
+        }
+        if (stream_sweep) continue;
         for (int m : m_list)
             for (backend b : all) {
                 const std::string name = std::string(backend_name(b)) + "/" + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
@@ -345,6 +394,12 @@ int main(int argc, char **argv) {
                     ->Iterations(iterations_for(b, m, s))
                     ->Unit(benchmark::kMicrosecond);
             }
+    }
+    // Google Benchmark rejects flags it does not know.
+    int kept = 1;
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], "--stream-sweep") != 0) argv[kept++] = argv[i];
+    argc = kept;
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

@@ -12,6 +12,7 @@
 // Preconditions (checked by the launchers): k % 128 == 0, m, n >= 1, 16-byte aligned buffers.
 #pragma once
 #include "common/cuda_check.h"
+#include "common/load_hints.cuh"
 #include "quant_pack/w6_gemm.h"
 #include "quant_pack/w6_layout.h"
 #include "quant_pack/w6_ref.h"
@@ -45,13 +46,7 @@ struct kernel_params {
     int32_t *__restrict__ group_acc;
 };
 
-__device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
+using qb::cuda::ld_stream;
 
 template <int I>
 __device__ __forceinline__ uint32_t word_of(const uint4 (&v)[3]) {

@@ -27,6 +27,7 @@
 #include "w6_imma/w6_imma_wgmma.h"
 
 #include "common/cuda_check.h"
+#include "common/sm90_async.cuh"
 #include "quant_pack/w6_gemm_kernel.cuh" // kernel_params, params_of, word_of
 #include "quant_pack/w6_layout.h"
 
@@ -46,30 +47,7 @@ constexpr int wg_smem_bytes = wg_stages * wg_stage_bytes + 1024 /* alignment sla
 
 
 #if defined(QB_W6_WGMMA)
-__device__ __forceinline__ uint32_t smem_addr(const void *p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory"); }
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-    uint32_t done = 0;
-    do {
-        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}"
-                     : "=r"(done)
-                     : "r"(bar), "r"(parity)
-                     : "memory");
-    } while (!done);
-}
-// 16 (or 4) bytes global -> shared; bytes past `src_bytes` are zero-filled (tokens past m).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, uint32_t src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src, uint32_t src_bytes) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-// The mbarrier receives this thread's arrival once all its earlier cp.asyncs have landed.
-__device__ __forceinline__ void cp_async_arrive(uint32_t bar) { asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory"); }
+using namespace qb::cuda::sm90;
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
@@ -112,7 +90,7 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
             mbar_init(bars + 8 * s, 128);                               // the producer's threads
             mbar_init(bars + 8 * (wg_stages + s), wg_consumers * 4);    // one arrival per consumer warp
         }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        mbar_init_fence();
     }
     __syncthreads();
 
