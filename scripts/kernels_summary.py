@@ -12,6 +12,9 @@ Rows use the medians of the repetitions. roofline_pct is against the W6 floor fo
 N*K*6.125/8 bytes (weights + fp16 scales per 128) / 3.0 TB/s. x_* columns are time(baseline) /
 time(row) on the same shape and M; '+aq' rows (quantizer + GEMM) are compared with
 'cublaslt_w8a8+aq' for x_cublaslt_w8a8 and with the GEMM-only fp16 / legacy rows otherwise.
+'stream_read' rows (M=1 only, no x_* columns) time a kernel that only reads the shape's W6 bytes
+in the same harness (kernels/bench/stream_probe.h): the attainable floor, launch and DRAM ramp
+included, that the decode tables set beside the roofline.
 """
 import argparse
 import csv
@@ -71,7 +74,7 @@ def summarize(rows):
         lt = rows.get(("cublaslt_w8a8+aq" if aq else "cublaslt_w8a8", model, layer, m))
         f16 = rows.get(("fp16", model, layer, m))
         leg = rows.get(("cublas_w8a8_legacy", model, layer, m))
-        speed = lambda base: round(base["us"] / us, 3) if base and backend != "act_quant" else ""
+        speed = lambda base: round(base["us"] / us, 3) if base and backend not in ("act_quant", "stream_read") else ""
         wb = weight_bytes(backend, n, k)
         out.append(dict(backend=backend, m=m, n=n, k=k, a_bits=r["a_bits"], us=round(us, 2),
                         tbps=round(wb / (us * 1e-6) / 1e12, 3) if wb else "",
@@ -119,11 +122,13 @@ def markdown(summary, context):
              "GPU %s, driver %s, SM clock %s MHz (max %s), cuBLAS %s, commit %s (dirty=%s). L2: %s. Medians of 5 repetitions." % (
                  context.get("gpu"), context.get("driver"), context.get("sm_clock_mhz"), context.get("sm_clock_max_mhz"),
                  context.get("cublas"), context.get("qbench_git"), context.get("qbench_git_dirty"), context.get("l2_policy")), "",
-             "W6 floor = N*K*6.125/8 bytes / 3.0 TB/s. `best W6` = the faster of w6_imma and flexq_btc per row; `w6ax` = the auto choice.", ""]
+             "W6 floor = N*K*6.125/8 bytes / 3.0 TB/s. `stream us` = a kernel that only reads those bytes, timed the same way "
+             "(launch, DRAM ramp and drain included): what any kernel could reach here. `best W6` = the faster of w6_imma and "
+             "flexq_btc per row; `w6ax` = the auto choice.", ""]
     for m in DECODE_M:
         lines += ["## M = %d" % m, "",
-                  "| shape | N x K | A | floor us | fp16 us | cublaslt_w8a8 us | legacy us | w6_imma us | flexq_btc us | best W6 % roofline | x cublaslt | x fp16 | x legacy | paper x legacy |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| shape | N x K | A | floor us | stream us | fp16 us | cublaslt_w8a8 us | legacy us | w6_imma us | flexq_btc us | best W6 % roofline | % of stream | x cublaslt | x fp16 | x legacy | paper x legacy |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         agg = defaultdict(list)
         for model, layer, n, k, ab in shapes:
             d = by.get((model, layer, m), {})
@@ -133,16 +138,21 @@ def markdown(summary, context):
             pct = 100 * floor_us(n, k) / best
             xs = [d[b]["us"] / best if b in d else float("nan") for b in ("cublaslt_w8a8", "fp16", "cublas_w8a8_legacy")]
             paper = PAPER.get((model, layer), {}).get(m, "")
-            lines.append("| %s.%s | %dx%d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.2f | %.2f | %.2f | %s |" % (
-                model, layer, n, k, ab, floor_us(n, k), d.get("fp16", {}).get("us", float("nan")), d.get("cublaslt_w8a8", {}).get("us", float("nan")),
-                d.get("cublas_w8a8_legacy", {}).get("us", float("nan")), d["w6_imma"]["us"], d["flexq_btc"]["us"], pct, *xs, paper))
+            stream = by.get((model, layer, 1), {}).get("stream_read", {}).get("us", float("nan"))
+            lines.append("| %s.%s | %dx%d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.0f%% | %.2f | %.2f | %.2f | %s |" % (
+                model, layer, n, k, ab, floor_us(n, k), stream, d.get("fp16", {}).get("us", float("nan")), d.get("cublaslt_w8a8", {}).get("us", float("nan")),
+                d.get("cublas_w8a8_legacy", {}).get("us", float("nan")), d["w6_imma"]["us"], d["flexq_btc"]["us"], pct, 100 * stream / best, *xs, paper))
             agg["pct"].append(pct / 100)
+            if stream == stream:
+                agg["stream_pct"].append(floor_us(n, k) / stream)
+                agg["of_stream"].append(stream / best)
             for name, x in zip(("lt", "fp16", "legacy"), xs):
                 agg[name].append(x)
             if layer != "qkv(gqa)":
                 agg["legacy_paper_shapes"].append(xs[2])
-        lines += ["", "Geometric means at M=%d: %.0f%% of the W6 roofline, %.2fx cublaslt_w8a8, %.2fx fp16, %.2fx legacy cuBLAS on the paper's 20 shapes (paper: %.2fx)." % (
-            m, 100 * geomean(agg["pct"]), geomean(agg["lt"]), geomean(agg["fp16"]), geomean(agg["legacy_paper_shapes"]), PAPER_LEGACY[m]), ""]
+        lines += ["", "Geometric means at M=%d: %.0f%% of the W6 roofline (the read-only kernel: %.0f%%; best W6 at %.0f%% of its speed), %.2fx cublaslt_w8a8, %.2fx fp16, %.2fx legacy cuBLAS on the paper's 20 shapes (paper: %.2fx)." % (
+            m, 100 * geomean(agg["pct"]), 100 * geomean(agg["stream_pct"]), 100 * geomean(agg["of_stream"]), geomean(agg["lt"]), geomean(agg["fp16"]),
+            geomean(agg["legacy_paper_shapes"]), PAPER_LEGACY[m]), ""]
     lines += ["## M >= 512: W6A8 (w6_imma, the shape's A bits) against cublaslt_w8a8", "",
               "| shape | M | cublaslt us | w6_imma us | flexq_btc us | x cublaslt (best W6) |", "|---|---|---|---|---|---|"]
     for model, layer, n, k, ab in shapes:
