@@ -1,18 +1,21 @@
 // The W6Ax grouped GEMM kernel template behind w6_imma and flexq_btc (include from a .cu only).
 //
 // Weights are the A operand (16 rows per tile), tokens the B operand (8 per tile): at decode the
-// weights are the only large stream, and every lane receives its A fragments straight from
-// global memory in 16-byte loads (no shared memory, no unpack pass): w6_layout.h puts each lane's
-// 12 words of a (16-row, 128-k) tile in three coalesced 512-byte slabs. A warp owns RT row tiles
-// x TT token tiles; KS warps of a block split the K groups of the same tile (interleaved) and
-// reduce through shared memory in a fixed order (deterministic). Weights are prefetched STAGES
-// groups ahead in registers; activations (small, L1/L2 resident) one group ahead.
+// weights are the only large stream, and every lane receives its A fragments as its own 16-byte
+// chunks (no unpack pass, no exchange between lanes): w6_layout.h puts each lane's 12 words of a
+// (16-row, 128-k) tile in three coalesced 512-byte slabs. A warp owns RT row tiles x TT token
+// tiles; KS warps of a block split the K groups of the same tile (interleaved) and reduce through
+// shared memory in a fixed order (deterministic). Weights come either STAGES groups ahead in
+// registers (mid32, tiled) or through a per-warp cp.async ring in shared memory WST groups deep
+// (the decode configurations: faster there, measured); activations (small, L1/L2 resident) ride
+// a STAGES-deep register pipeline.
 // Per group: integer accumulators from the tensor cores (exact), then acc * (sx * sw) in fp32.
 //
 // Preconditions (checked by the launchers): k % 128 == 0, m, n >= 1, 16-byte aligned buffers.
 #pragma once
 #include "common/cuda_check.h"
 #include "common/load_hints.cuh"
+#include "common/sm90_async.cuh"
 #include "quant_pack/w6_gemm.h"
 #include "quant_pack/w6_layout.h"
 #include "quant_pack/w6_ref.h"
@@ -25,9 +28,13 @@
 
 namespace qb::w6::detail {
 
-template <int RT_, int TT_, int WN_, int WM_, int KS_, int STAGES_, int MIN_BLOCKS_>
+// WST > 0: the weights go through a per-warp shared-memory ring of WST groups (cp.async) instead
+// of registers, so that the bytes in flight are not bounded by the register file; STAGES is then
+// the depth of the activations' register pipeline alone (WST a multiple of it).
+template <int RT_, int TT_, int WN_, int WM_, int KS_, int STAGES_, int MIN_BLOCKS_, int WST_ = 0>
 struct tile_config {
-    static constexpr int RT = RT_, TT = TT_, WN = WN_, WM = WM_, KS = KS_, STAGES = STAGES_, MIN_BLOCKS = MIN_BLOCKS_;
+    static constexpr int RT = RT_, TT = TT_, WN = WN_, WM = WM_, KS = KS_, STAGES = STAGES_, MIN_BLOCKS = MIN_BLOCKS_, WST = WST_;
+    static_assert(WST % STAGES == 0, "the activations' pipeline must divide the weight ring");
     static constexpr int warps = WN * WM * KS;
     static constexpr int threads = warps * 32;
     static constexpr int rows_per_block = WN * RT * row_tile;
@@ -261,54 +268,109 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         }
     };
 
-    // Activations ride in the same STAGES-deep pipeline as the weights: at decode sizes they are
-    // few bytes but each load is a full memory latency, which one-ahead prefetch left exposed.
     uint32_t ab[STAGES][TT][AW];
     float2 sxb[STAGES][TT];
+    // One K group of this warp: exact integers from the tensor cores, then acc * (sx * sw) in fp32.
+    auto group = [&](const uint4 (&wf)[RT][3], const __half2 (&sw2)[RT], const uint32_t (&af)[TT][AW], const float2 (&sxc)[TT], int i) {
+        int32_t acc[RT][TT][4];
+        Mode::template group<RT, TT>(acc, wf, af);
 #pragma unroll
-    for (int s = 0; s < STAGES; ++s)
-        if (s < n_my) load_w(wb[s], sb[s], s);
-    // Programmatic dependent launch: everything above (weights, the big stream) may run while the
-    // activation quantization kernel before us finishes; activations are read only after this.
-    asm volatile("griddepcontrol.wait;" ::: "memory");
+        for (int rt = 0; rt < RT; ++rt) {
+            const float2 sw = __half22float2(sw2[rt]); // .x row gid, .y row gid + 8
 #pragma unroll
-    for (int s = 0; s < STAGES; ++s)
-        if (s < n_my) load_a(ab[s], sxb[s], s);
+            for (int tt = 0; tt < TT; ++tt) {
+                accf[rt][tt][0] = fmaf(float(acc[rt][tt][0]), sxc[tt].x * sw.x, accf[rt][tt][0]);
+                accf[rt][tt][1] = fmaf(float(acc[rt][tt][1]), sxc[tt].y * sw.x, accf[rt][tt][1]);
+                accf[rt][tt][2] = fmaf(float(acc[rt][tt][2]), sxc[tt].x * sw.y, accf[rt][tt][2]);
+                accf[rt][tt][3] = fmaf(float(acc[rt][tt][3]), sxc[tt].y * sw.y, accf[rt][tt][3]);
+            }
+        }
+        if (p.group_acc) {
+            const int g = kfirst + i * ksplit;
+#pragma unroll
+            for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+                for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int n = (nt0 + rt) * row_tile + gid + 8 * (e >> 1), m = m0 + tt * 8 + 2 * t + (e & 1);
+                        if (n < p.n && m < p.m) p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acc[rt][tt][e];
+                    }
+        }
+    };
 
-    for (int i0 = 0; i0 < n_my; i0 += STAGES) {
+    if constexpr (Cfg::WST == 0) {
+        // Activations ride in the same STAGES-deep pipeline as the weights: at decode sizes they are
+        // few bytes but each load is a full memory latency, which one-ahead prefetch left exposed.
 #pragma unroll
-        for (int s = 0; s < STAGES; ++s) {
-            const int i = i0 + s;
-            if (i < n_my) {
-                const auto &sxc = sxb[s];
-                int32_t acc[RT][TT][4];
-                Mode::template group<RT, TT>(acc, wb[s], ab[s]);
+        for (int s = 0; s < STAGES; ++s)
+            if (s < n_my) load_w(wb[s], sb[s], s);
+        // Programmatic dependent launch: everything above (weights, the big stream) may run while the
+        // activation quantization kernel before us finishes; activations are read only after this.
+        asm volatile("griddepcontrol.wait;" ::: "memory");
 #pragma unroll
-                for (int rt = 0; rt < RT; ++rt) {
-                    const float2 sw = __half22float2(sb[s][rt]); // .x row gid, .y row gid + 8
+        for (int s = 0; s < STAGES; ++s)
+            if (s < n_my) load_a(ab[s], sxb[s], s);
+
+        for (int i0 = 0; i0 < n_my; i0 += STAGES) {
 #pragma unroll
-                    for (int tt = 0; tt < TT; ++tt) {
-                        accf[rt][tt][0] = fmaf(float(acc[rt][tt][0]), sxc[tt].x * sw.x, accf[rt][tt][0]);
-                        accf[rt][tt][1] = fmaf(float(acc[rt][tt][1]), sxc[tt].y * sw.x, accf[rt][tt][1]);
-                        accf[rt][tt][2] = fmaf(float(acc[rt][tt][2]), sxc[tt].x * sw.y, accf[rt][tt][2]);
-                        accf[rt][tt][3] = fmaf(float(acc[rt][tt][3]), sxc[tt].y * sw.y, accf[rt][tt][3]);
+            for (int s = 0; s < STAGES; ++s) {
+                const int i = i0 + s;
+                if (i < n_my) {
+                    group(wb[s], sb[s], ab[s], sxb[s], i);
+                    if (i + STAGES < n_my) {
+                        load_w(wb[s], sb[s], i + STAGES);
+                        load_a(ab[s], sxb[s], i + STAGES);
                     }
                 }
-                if (p.group_acc) {
-                    const int g = kfirst + i * ksplit;
+            }
+        }
+    } else {
+        // The weight ring: each lane copies and later reads back its own 16-byte chunks, so the
+        // warp needs no barrier, only its cp.async groups (one per K group, empty past the end).
+        constexpr int WST = Cfg::WST;
+        __shared__ uint4 wring[Cfg::warps][WST][RT][3][32];
+        __shared__ __half2 sring[Cfg::warps][WST][RT][32];
+        auto issue_w = [&](int slot, int i) {
+            if (i < n_my) {
+                const int g = kfirst + i * ksplit;
 #pragma unroll
-                    for (int rt = 0; rt < RT; ++rt)
+                for (int rt = 0; rt < RT; ++rt) {
+                    const int nt = nt0 + rt;
+                    const bool real = nt < p.row_tiles; // past the last tile: zero-filled
+                    const size_t tile = real ? size_t(nt) * p.groups + g : 0;
+                    const uint4 *src = p.w + tile * (tile_bytes / 16) + lane;
 #pragma unroll
-                        for (int tt = 0; tt < TT; ++tt)
-#pragma unroll
-                            for (int e = 0; e < 4; ++e) {
-                                const int n = (nt0 + rt) * row_tile + gid + 8 * (e >> 1), m = m0 + tt * 8 + 2 * t + (e & 1);
-                                if (n < p.n && m < p.m) p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acc[rt][tt][e];
-                            }
+                    for (int j = 0; j < 3; ++j)
+                        qb::cuda::sm90::cp_async16_stream(qb::cuda::sm90::smem_addr(&wring[warp][slot][rt][j][lane]), src + 32 * j, real ? 16u : 0u);
+                    qb::cuda::sm90::cp_async4(qb::cuda::sm90::smem_addr(&sring[warp][slot][rt][lane]), p.ws + tile * 8 + gid, real ? 4u : 0u);
                 }
-                if (i + STAGES < n_my) {
-                    load_w(wb[s], sb[s], i + STAGES);
-                    load_a(ab[s], sxb[s], i + STAGES);
+            }
+            qb::cuda::sm90::cp_async_commit();
+        };
+#pragma unroll
+        for (int s = 0; s < WST; ++s) issue_w(s, s);
+        asm volatile("griddepcontrol.wait;" ::: "memory");
+#pragma unroll
+        for (int s = 0; s < STAGES; ++s)
+            if (s < n_my) load_a(ab[s], sxb[s], s);
+        for (int i0 = 0; i0 < n_my; i0 += WST) {
+#pragma unroll
+            for (int s = 0; s < WST; ++s) {
+                const int i = i0 + s;
+                if (i < n_my) {
+                    qb::cuda::sm90::cp_async_wait<WST - 1>(); // group i has landed
+                    uint4 wcur[RT][3];
+                    __half2 scur[RT];
+#pragma unroll
+                    for (int rt = 0; rt < RT; ++rt) {
+#pragma unroll
+                        for (int j = 0; j < 3; ++j) wcur[rt][j] = wring[warp][s][rt][j][lane];
+                        scur[rt] = sring[warp][s][rt][lane];
+                    }
+                    issue_w(s, i + WST); // the slot's reads above precede this refill (same thread)
+                    group(wcur, scur, ab[s % STAGES], sxb[s % STAGES], i);
+                    if (i + STAGES < n_my) load_a(ab[s % STAGES], sxb[s % STAGES], i + STAGES);
                 }
             }
         }
@@ -377,14 +439,19 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
 }
 
 // ---------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------
 // Configurations by M (named predicates, see w6_config_name):
-//   decode8:  m <= 8   one token tile, 4 warps split K, 3 stages (weights + activations)
-//   decode16: m <= 16  two token tiles
+//   decode8:  m <= 8   one token tile, 4 warps split K, weights through a 2-group shared-memory
+//                      ring per warp (cp.async), activations 2 groups ahead, 6 blocks per SM
+//   decode16: m <= 16  two token tiles, two row tiles per warp, the same 2-group ring
 //   mid32:    m <= 64  four token tiles (32 tokens) per block, 4 warps split K
 //   tiled:    m > 64   block = 64 rows x 128 tokens, 8 warps (2 x 4), no K split
-// ---------------------------------------------------------------------------------------------
-using cfg_decode8 = tile_config<1, 1, 1, 1, 4, 3, 4>;
-using cfg_decode16 = tile_config<1, 2, 1, 1, 4, 2, 3>;
+// The decode rings replaced a register pipeline 3 (decode8) / 2 (decode16) groups deep: on the
+// H100 that reached 80% / 65% of the read-only kernel's speed at M = 1 / 16 (geomean over the 21
+// benchmark shapes), the rings 89% / 78%; deeper rings (4, 6) and register pipelines of other
+// depths, block shapes and occupancies were slower (docs/kernels.md).
+using cfg_decode8 = tile_config<1, 1, 1, 1, 4, 2, 6, 2>;
+using cfg_decode16 = tile_config<2, 2, 1, 1, 4, 2, 3, 2>;
 using cfg_mid32 = tile_config<1, 4, 1, 1, 4, 2, 2>;
 using cfg_tiled = tile_config<2, 4, 2, 4, 1, 1, 1>;
 
