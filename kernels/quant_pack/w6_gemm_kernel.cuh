@@ -299,18 +299,22 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         }
     };
 
+    // Programmatic dependent launch: the weights (the big stream) are requested before this, while
+    // the activation quantization kernel before us may still run; activations only after it.
+    auto start_acts = [&] {
+        asm volatile("griddepcontrol.wait;" ::: "memory");
+#pragma unroll
+        for (int s = 0; s < STAGES; ++s)
+            if (s < n_my) load_a(ab[s], sxb[s], s);
+    };
+
     if constexpr (Cfg::WST == 0) {
         // Activations ride in the same STAGES-deep pipeline as the weights: at decode sizes they are
         // few bytes but each load is a full memory latency, which one-ahead prefetch left exposed.
 #pragma unroll
         for (int s = 0; s < STAGES; ++s)
             if (s < n_my) load_w(wb[s], sb[s], s);
-        // Programmatic dependent launch: everything above (weights, the big stream) may run while the
-        // activation quantization kernel before us finishes; activations are read only after this.
-        asm volatile("griddepcontrol.wait;" ::: "memory");
-#pragma unroll
-        for (int s = 0; s < STAGES; ++s)
-            if (s < n_my) load_a(ab[s], sxb[s], s);
+        start_acts();
 
         for (int i0 = 0; i0 < n_my; i0 += STAGES) {
 #pragma unroll
@@ -350,10 +354,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         };
 #pragma unroll
         for (int s = 0; s < WST; ++s) issue_w(s, s);
-        asm volatile("griddepcontrol.wait;" ::: "memory");
-#pragma unroll
-        for (int s = 0; s < STAGES; ++s)
-            if (s < n_my) load_a(ab[s], sxb[s], s);
+        start_acts();
         for (int i0 = 0; i0 < n_my; i0 += WST) {
 #pragma unroll
             for (int s = 0; s < WST; ++s) {
