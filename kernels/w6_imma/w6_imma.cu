@@ -24,6 +24,6 @@ status w6_imma_run(const gemm_args &args, cudaStream_t stream) {
 // benchmark shapes at m = 64 (results/kernels/h100_summary.csv, m = 64 vs 128).
 bool w6_imma_uses_wgmma(int m, bool allow_wgmma) { return allow_wgmma && m > 32 && detail::wgmma_available(); }
 
-const char *w6_config_name(int m) { return m <= 8 ? "decode8" : m <= 16 ? "decode16" : m <= 64 ? "mid32" : "tiled"; }
+const char *w6_config_name(int m) { return m <= 8 ? "decode8" : m <= 32 ? "decode16" : m <= 64 ? "mid32" : "tiled"; }
 
 } // namespace qb::w6
