@@ -31,9 +31,12 @@ namespace qb::w6::detail {
 // WST > 0: the weights go through a per-warp shared-memory ring of WST groups (cp.async) instead
 // of registers, so that the bytes in flight are not bounded by the register file; STAGES is then
 // the depth of the activations' register pipeline alone (WST a multiple of it).
-template <int RT_, int TT_, int WN_, int WM_, int KS_, int STAGES_, int MIN_BLOCKS_, int WST_ = 0>
+// SPLIT_MIN: K is split over a cluster (cluster_split) only while every warp keeps at least this
+// many groups.
+template <int RT_, int TT_, int WN_, int WM_, int KS_, int STAGES_, int MIN_BLOCKS_, int WST_ = 0, int SPLIT_MIN_ = 2>
 struct tile_config {
     static constexpr int RT = RT_, TT = TT_, WN = WN_, WM = WM_, KS = KS_, STAGES = STAGES_, MIN_BLOCKS = MIN_BLOCKS_, WST = WST_;
+    static constexpr int SPLIT_MIN = SPLIT_MIN_;
     static_assert(WST % STAGES == 0, "the activations' pipeline must divide the weight ring");
     static constexpr int warps = WN * WM * KS;
     static constexpr int threads = warps * 32;
@@ -454,16 +457,18 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
 // H100 that reached 80% / 65% of the read-only kernel's speed at M = 1 / 16 (geomean over the 21
 // benchmark shapes), the rings 89% / 78%; deeper rings (4, 6) and register pipelines of other
 // depths, block shapes and occupancies were slower (docs/kernels.md).
-using cfg_decode8 = tile_config<1, 1, 1, 1, 4, 2, 6, 2>;
+// decode8 splits K only when each warp keeps >= 8 groups: on the H100 4096 x 4096 and 5120 x 5120
+// (32 and 40 groups) ran 4-9% faster unsplit at M = 1-8, 4096 x 11008 (86 groups) 10-15% slower.
+using cfg_decode8 = tile_config<1, 1, 1, 1, 4, 2, 6, 2, 8>;
 using cfg_decode16 = tile_config<2, 2, 1, 1, 4, 2, 3, 2>;
 using cfg_mid32 = tile_config<1, 4, 1, 1, 4, 2, 2>;
 using cfg_tiled = tile_config<2, 4, 2, 4, 1, 1, 1>;
 
 // Split-K over a cluster of cs blocks, for layers too small to give every SM a block: cs is the
 // largest power of two (<= 8) with blocks * cs <= the resident-block slots, each warp keeping at
-// least 2 groups. Measured on the H100 (results/kernels): splitting shapes that already fill half
-// the slots or more was slower (cluster co-scheduling costs more than the partial last wave), so
-// those run with cs = 1.
+// least SPLIT_MIN groups. Measured on the H100 (results/kernels): splitting shapes that already
+// fill half the slots or more was slower (cluster co-scheduling costs more than the partial last
+// wave), so those run with cs = 1.
 inline int sm_count() {
     static int count = [] {
         int dev = 0, c = 132;
@@ -478,7 +483,7 @@ int cluster_split(unsigned blocks, int groups) {
     if (Cfg::WM != 1) return 1; // the token-tiled configuration has work enough
     const unsigned slots = unsigned(sm_count()) * Cfg::MIN_BLOCKS;
     int cs = 1;
-    while (cs < 8 && blocks * cs * 2 <= slots && groups >= 2 * (cs * 2) * Cfg::KS) cs *= 2;
+    while (cs < 8 && blocks * cs * 2 <= slots && groups >= Cfg::SPLIT_MIN * (cs * 2) * Cfg::KS) cs *= 2;
     return cs;
 }
 
