@@ -38,8 +38,10 @@ def geomean(xs):
 def load(path):
     with open(path) as f:
         doc = json.load(f)
-    rows = {}
+    rows, cvs = {}, {}
     for b in doc["benchmarks"]:
+        if b.get("aggregate_name") == "cv" and not b.get("error_occurred"):
+            cvs[b["run_name"]] = b["real_time"]
         if b.get("aggregate_name") != "median" or b.get("error_occurred"):
             continue
         parts = b["run_name"].split("/")
@@ -47,7 +49,9 @@ def load(path):
         kv = dict(p.split(":", 1) for p in parts[4:] if ":" in p)
         m, n, k = int(kv["m"]), int(kv["n"]), int(kv["k"])
         rows[(backend, model, layer, m)] = dict(backend=backend, model=model, layer=layer, a_bits=abits, m=m, n=n, k=k,
-                                                us=b["real_time"], label=b.get("label", ""))
+                                                us=b["real_time"], label=b.get("label", ""), run_name=b["run_name"])
+    for r in rows.values():
+        r["cv"] = cvs.get(r["run_name"])
     return doc["context"], rows
 
 
@@ -80,7 +84,7 @@ def summarize(rows):
                         tbps=round(wb / (us * 1e-6) / 1e12, 3) if wb else "",
                         roofline_pct=round(100 * floor_us(n, k) / us, 1) if backend != "act_quant" else "",
                         x_cublaslt_w8a8=speed(lt), x_fp16=speed(f16), x_cublas_legacy=speed(leg),
-                        model=model, layer=layer, label=r["label"]))
+                        model=model, layer=layer, label=r["label"], cv=r.get("cv")))
     return out
 
 
@@ -177,9 +181,16 @@ def markdown(summary, context):
             if "w6ax" in d and "w6ax+aq" in d and "act_quant" in d:
                 lines.append("| %s.%s | %d | %.1f | %.1f | %.1f | %+.1f%% |" % (model, layer, m, d["act_quant"]["us"], d["w6ax"]["us"], d["w6ax+aq"]["us"],
                                                                         100 * (d["w6ax+aq"]["us"] / d["w6ax"]["us"] - 1)))
+    noisy = [r for r in summary if r.get("cv") is not None and r["cv"] > NOISY_CV]
+    lines += ["", "## Rows whose 5 repetitions spread by more than %d%% (coefficient of variation)" % round(100 * NOISY_CV), "",
+              "%d of %d rows; their medians are less certain than the rest." % (len(noisy), len(summary)), ""]
+    if noisy:
+        lines += ["| back-end | shape | M | median us | cv |", "|---|---|---|---|---|"]
+        lines += ["| %s | %s.%s | %d | %.1f | %.0f%% |" % (r["backend"], r["model"], r["layer"], r["m"], r["us"], 100 * r["cv"]) for r in noisy]
     return "\n".join(lines) + "\n"
 
 
+NOISY_CV = 0.05
 PAPER = {}
 
 
