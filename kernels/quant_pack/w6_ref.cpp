@@ -126,9 +126,9 @@ std::vector<uint16_t> pack_scales(const quantized_weights &w) {
 
 int8_t code_at(const quantized_weights &w, int row, int k) { return row < w.n ? w.q[size_t(row) * w.k + k] : 0; }
 
-} // namespace
-
-packed_weights pack_weights_imma(const quantized_weights &w) {
+// Packs w tile by tile: fill(tile words, row tile t, group g, lane) writes one lane's words.
+template <class Fill>
+packed_weights pack_tiles(const quantized_weights &w, Fill fill) {
     packed_weights p;
     p.n = w.n;
     p.k = w.k;
@@ -136,31 +136,36 @@ packed_weights pack_weights_imma(const quantized_weights &w) {
     p.data.assign(size_t(nt) * groups * tile_bytes, 0);
     auto *words = reinterpret_cast<uint32_t *>(p.data.data());
     for (int t = 0; t < nt; ++t)
-        for (int g = 0; g < groups; ++g) {
-            uint32_t *tile = words + (size_t(t) * groups + g) * (tile_bytes / 4);
-            for (int lane = 0; lane < 32; ++lane) {
-                const int gid = lane / 4, tq = lane % 4;
-                for (int kk = 0; kk < 4; ++kk) {
-                    uint32_t l0 = 0, l1 = 0, h = 0;
-                    for (int e = 0; e < 4; ++e) {
-                        uint32_t c[4];
-                        for (int reg = 0; reg < 4; ++reg) {
-                            const int row = t * row_tile + imma_row_of(gid, reg);
-                            const int kin = g * group_size + imma_k_of(tq, kk, reg, e);
-                            c[reg] = uint32_t(code_at(w, row, kin)) & 63u;
-                        }
-                        l0 |= ((c[0] & 15u) | ((c[1] & 15u) << 4)) << (8 * e);
-                        l1 |= ((c[2] & 15u) | ((c[3] & 15u) << 4)) << (8 * e);
-                        h |= ((c[0] >> 4) | ((c[1] >> 4) << 2) | ((c[2] >> 4) << 4) | ((c[3] >> 4) << 6)) << (8 * e);
-                    }
-                    tile[tile_word_index(lane, 3 * kk)] = l0;
-                    tile[tile_word_index(lane, 3 * kk + 1)] = l1;
-                    tile[tile_word_index(lane, 3 * kk + 2)] = h;
-                }
-            }
-        }
+        for (int g = 0; g < groups; ++g)
+            for (int lane = 0; lane < 32; ++lane) fill(words + (size_t(t) * groups + g) * (tile_bytes / 4), t, g, lane);
     p.scales = pack_scales(w);
     return p;
+}
+
+
+} // namespace
+
+packed_weights pack_weights_imma(const quantized_weights &w) {
+    return pack_tiles(w, [&](uint32_t *tile, int t, int g, int lane) {
+        const int gid = lane / 4, tq = lane % 4;
+        for (int kk = 0; kk < 4; ++kk) {
+            uint32_t l0 = 0, l1 = 0, h = 0;
+            for (int e = 0; e < 4; ++e) {
+                uint32_t c[4];
+                for (int reg = 0; reg < 4; ++reg) {
+                    const int row = t * row_tile + imma_row_of(gid, reg);
+                    const int kin = g * group_size + imma_k_of(tq, kk, reg, e);
+                    c[reg] = uint32_t(code_at(w, row, kin)) & 63u;
+                }
+                l0 |= ((c[0] & 15u) | ((c[1] & 15u) << 4)) << (8 * e);
+                l1 |= ((c[2] & 15u) | ((c[3] & 15u) << 4)) << (8 * e);
+                h |= ((c[0] >> 4) | ((c[1] >> 4) << 2) | ((c[2] >> 4) << 4) | ((c[3] >> 4) << 6)) << (8 * e);
+            }
+            tile[tile_word_index(lane, 3 * kk)] = l0;
+            tile[tile_word_index(lane, 3 * kk + 1)] = l1;
+            tile[tile_word_index(lane, 3 * kk + 2)] = h;
+        }
+    });
 }
 
 quantized_weights unpack_weights_imma(const packed_weights &p) {
@@ -198,30 +203,18 @@ quantized_weights unpack_weights_imma(const packed_weights &p) {
 }
 
 packed_weights pack_weights_btc(const quantized_weights &w) {
-    packed_weights p;
-    p.n = w.n;
-    p.k = w.k;
-    const int nt = row_tiles(w.n), groups = w.k / group_size;
-    p.data.assign(size_t(nt) * groups * tile_bytes, 0);
-    auto *words = reinterpret_cast<uint32_t *>(p.data.data());
-    for (int t = 0; t < nt; ++t)
-        for (int g = 0; g < groups; ++g) {
-            uint32_t *tile = words + (size_t(t) * groups + g) * (tile_bytes / 4);
-            for (int lane = 0; lane < 32; ++lane) {
-                const int gid = lane / 4, tq = lane % 4;
-                for (int plane = 0; plane < weight_bits; ++plane)
-                    for (int h = 0; h < 2; ++h) {
-                        uint32_t word = 0;
-                        for (int b = 0; b < 32; ++b) {
-                            const int8_t q = code_at(w, t * row_tile + gid + 8 * h, g * group_size + 32 * tq + b);
-                            word |= ((uint32_t(uint8_t(q)) >> plane) & 1u) << b;
-                        }
-                        tile[tile_word_index(lane, 2 * plane + h)] = word;
-                    }
+    return pack_tiles(w, [&](uint32_t *tile, int t, int g, int lane) {
+        const int gid = lane / 4, tq = lane % 4;
+        for (int plane = 0; plane < weight_bits; ++plane)
+            for (int h = 0; h < 2; ++h) {
+                uint32_t word = 0;
+                for (int b = 0; b < 32; ++b) {
+                    const int8_t q = code_at(w, t * row_tile + gid + 8 * h, g * group_size + 32 * tq + b);
+                    word |= ((uint32_t(uint8_t(q)) >> plane) & 1u) << b;
+                }
+                tile[tile_word_index(lane, 2 * plane + h)] = word;
             }
-        }
-    p.scales = pack_scales(w);
-    return p;
+    });
 }
 
 std::vector<int8_t> order_acts_wgmma_ref(const int8_t *q, int m, int k) {
