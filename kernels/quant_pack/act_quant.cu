@@ -33,16 +33,30 @@ __device__ __forceinline__ void quant_group(const __half *x, int k, int row, int
     }
 }
 
-__global__ void act_quant_int8_kernel(const __half *__restrict__ x, int m, int k, float qmax, bool wgmma_order, int8_t *__restrict__ q,
-                                      float *__restrict__ scales) {
+// The (token, group) of this warp, quantized; false for the warps past the last one.
+struct warp_group {
+    int row, g, lane;
+    int c[4];
+    float scale;
+};
+__device__ __forceinline__ bool quant_warp_group(const __half *x, int m, int k, float qmax, warp_group &w) {
     pdl_trigger();
     const int groups = k / group_size;
-    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (warp >= m * groups) return;
-    const int row = warp / groups, g = warp % groups;
-    int c[4];
-    float s;
-    quant_group(x, k, row, g, qmax, lane, c, s);
+    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    w.lane = threadIdx.x & 31;
+    if (warp >= m * groups) return false;
+    w.row = warp / groups, w.g = warp % groups;
+    quant_group(x, k, w.row, w.g, qmax, w.lane, w.c, w.scale);
+    return true;
+}
+
+__global__ void act_quant_int8_kernel(const __half *__restrict__ x, int m, int k, float qmax, bool wgmma_order, int8_t *__restrict__ q,
+                                      float *__restrict__ scales) {
+    warp_group wg;
+    if (!quant_warp_group(x, m, k, qmax, wg)) return;
+    const int row = wg.row, g = wg.g, lane = wg.lane;
+    const int *c = wg.c;
+    const float s = wg.scale;
     int8_t *dst = q + size_t(row) * k + size_t(g) * group_size;
 #pragma unroll
     for (int e = 0; e < 4; ++e) dst[wgmma_order ? wgmma_act_pos(lane + 32 * e, row) : lane + 32 * e] = int8_t(c[e]);
@@ -51,14 +65,11 @@ __global__ void act_quant_int8_kernel(const __half *__restrict__ x, int m, int k
 
 __global__ void act_quant_planes_kernel(const __half *__restrict__ x, int m, int k, int bits, float qmax, uint32_t *__restrict__ planes,
                                         float *__restrict__ scales) {
-    pdl_trigger();
-    const int groups = k / group_size;
-    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (warp >= m * groups) return;
-    const int row = warp / groups, g = warp % groups;
-    int c[4];
-    float s;
-    quant_group(x, k, row, g, qmax, lane, c, s);
+    warp_group wg;
+    if (!quant_warp_group(x, m, k, qmax, wg)) return;
+    const int groups = k / group_size, row = wg.row, g = wg.g, lane = wg.lane;
+    const int *c = wg.c;
+    const float s = wg.scale;
     // Word (t, i) = plane i of elements 32t .. 32t + 31: lane t * bits + i keeps it.
     uint32_t mine = 0;
 #pragma unroll
