@@ -2,6 +2,7 @@
 // when it equals a constant that random data practically never gives: the loads cannot be elided.
 #include "bench/stream_probe.h"
 
+#include "common/device_info.h"
 #include "common/load_hints.cuh"
 #include "common/sm90_async.cuh"
 
@@ -72,16 +73,6 @@ __global__ void stream_bulk_kernel(const uint8_t *__restrict__ src, size_t bytes
 #endif
 }
 
-int sm_count() {
-    static const int count = [] {
-        int dev = 0, c = 0;
-        cudaGetDevice(&dev);
-        cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev);
-        return c > 0 ? c : 132;
-    }();
-    return count;
-}
-
 } // namespace
 
 std::string describe(const stream_config &c) {
@@ -92,7 +83,7 @@ std::string describe(const stream_config &c) {
 
 cudaError_t stream_read(const void *buffer, size_t bytes, uint32_t *sink, const stream_config &c, cudaStream_t stream) {
     if (bytes % 16 || reinterpret_cast<uintptr_t>(buffer) % 16) return cudaErrorInvalidValue;
-    const unsigned blocks = unsigned(sm_count() * c.blocks_per_sm);
+    const unsigned blocks = unsigned(qb::cuda::current_device_sm_count() * c.blocks_per_sm);
     if (c.method == stream_method::ldg) {
         const auto *src = static_cast<const uint4 *>(buffer);
         switch (c.unroll) {
@@ -103,10 +94,7 @@ cudaError_t stream_read(const void *buffer, size_t bytes, uint32_t *sink, const 
         }
         return cudaGetLastError();
     }
-    int dev = 0, major = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    if (major < 9 || c.stage_bytes % 16 || c.stage_bytes < 128 || c.stages < 1) return cudaErrorInvalidValue;
+    if (qb::cuda::current_device_cc() < 90 || c.stage_bytes % 16 || c.stage_bytes < 128 || c.stages < 1) return cudaErrorInvalidValue;
     const size_t smem = size_t(c.stages) * c.stage_bytes + 8 * size_t(c.stages);
     if (cudaError_t e = cudaFuncSetAttribute(stream_bulk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)); e != cudaSuccess) return e;
     stream_bulk_kernel<<<blocks, 32, smem, stream>>>(static_cast<const uint8_t *>(buffer), bytes, c.stage_bytes, c.stages, sink);

@@ -105,4 +105,24 @@ cuda_environment query_cuda_environment() {
     return env;
 }
 
+int current_device_sm_count() {
+    static const int count = [] {
+        int dev = 0, c = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || c <= 0) c = 132;
+        return c;
+    }();
+    return count;
+}
+
+int current_device_cc() {
+    static const int cc = [] {
+        int dev = 0, major = 0, minor = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+            return 0;
+        return 10 * major + minor;
+    }();
+    return cc;
+}
+
 } // namespace qb::cuda

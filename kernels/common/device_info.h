@@ -31,4 +31,10 @@ struct cuda_environment {
 
 cuda_environment query_cuda_environment();
 
+// The device current at the first call, queried once per process (launchers call these on every
+// launch). SMs: what launchers size one full wave of blocks by (132, an H100's, when the query
+// fails). Compute capability as 10 * major + minor (90 on Hopper; 0 when the query fails).
+int current_device_sm_count();
+int current_device_cc();
+
 } // namespace qb::cuda

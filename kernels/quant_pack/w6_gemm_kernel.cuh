@@ -14,6 +14,7 @@
 // Preconditions (checked by the launchers): k % 128 == 0, m, n >= 1, 16-byte aligned buffers.
 #pragma once
 #include "common/cuda_check.h"
+#include "common/device_info.h"
 #include "common/load_hints.cuh"
 #include "common/sm90_async.cuh"
 #include "quant_pack/w6_gemm.h"
@@ -469,19 +470,12 @@ using cfg_tiled = tile_config<2, 4, 2, 4, 1, 1, 1>;
 // least SPLIT_MIN groups. Measured on the H100 (results/kernels): splitting shapes that already
 // fill half the slots or more was slower (cluster co-scheduling costs more than the partial last
 // wave), so those run with cs = 1.
-inline int sm_count() {
-    static int count = [] {
-        int dev = 0, c = 132;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) c = 132;
-        return c;
-    }();
-    return count;
-}
+using qb::cuda::current_device_sm_count;
 
 template <class Cfg>
 int cluster_split(unsigned blocks, int groups) {
     if (Cfg::WM != 1) return 1; // the token-tiled configuration has work enough
-    const unsigned slots = unsigned(sm_count()) * Cfg::MIN_BLOCKS;
+    const unsigned slots = unsigned(current_device_sm_count()) * Cfg::MIN_BLOCKS;
     int cs = 1;
     while (cs < 8 && blocks * cs * 2 <= slots && groups >= Cfg::SPLIT_MIN * (cs * 2) * Cfg::KS) cs *= 2;
     return cs;

@@ -27,6 +27,7 @@
 #include "w6_imma/w6_imma_wgmma.h"
 
 #include "common/cuda_check.h"
+#include "common/device_info.h"
 #include "common/sm90_async.cuh"
 #include "quant_pack/w6_gemm_kernel.cuh" // kernel_params, params_of, word_of
 #include "quant_pack/w6_layout.h"
@@ -218,15 +219,7 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
 
 bool wgmma_available() {
 #if defined(QB_W6_WGMMA)
-    static const bool ok = [] {
-        int dev = 0, major = 0, minor = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess) return false;
-        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-            return false;
-        return major == 9 && minor == 0;
-    }();
-    return ok;
+    return qb::cuda::current_device_cc() == 90;
 #else
     return false;
 #endif
