@@ -52,34 +52,28 @@ __device__ __forceinline__ bool quant_warp_group(const __half *x, int m, int k, 
 
 __global__ void act_quant_int8_kernel(const __half *__restrict__ x, int m, int k, float qmax, bool wgmma_order, int8_t *__restrict__ q,
                                       float *__restrict__ scales) {
-    warp_group wg;
-    if (!quant_warp_group(x, m, k, qmax, wg)) return;
-    const int row = wg.row, g = wg.g, lane = wg.lane;
-    const int *c = wg.c;
-    const float s = wg.scale;
-    int8_t *dst = q + size_t(row) * k + size_t(g) * group_size;
+    warp_group w;
+    if (!quant_warp_group(x, m, k, qmax, w)) return;
+    int8_t *dst = q + size_t(w.row) * k + size_t(w.g) * group_size;
 #pragma unroll
-    for (int e = 0; e < 4; ++e) dst[wgmma_order ? wgmma_act_pos(lane + 32 * e, row) : lane + 32 * e] = int8_t(c[e]);
-    if (lane == 0) scales[size_t(g) * m + row] = s;
+    for (int e = 0; e < 4; ++e) dst[wgmma_order ? wgmma_act_pos(w.lane + 32 * e, w.row) : w.lane + 32 * e] = int8_t(w.c[e]);
+    if (w.lane == 0) scales[size_t(w.g) * m + w.row] = w.scale;
 }
 
 __global__ void act_quant_planes_kernel(const __half *__restrict__ x, int m, int k, int bits, float qmax, uint32_t *__restrict__ planes,
                                         float *__restrict__ scales) {
-    warp_group wg;
-    if (!quant_warp_group(x, m, k, qmax, wg)) return;
-    const int groups = k / group_size, row = wg.row, g = wg.g, lane = wg.lane;
-    const int *c = wg.c;
-    const float s = wg.scale;
+    warp_group w;
+    if (!quant_warp_group(x, m, k, qmax, w)) return;
     // Word (t, i) = plane i of elements 32t .. 32t + 31: lane t * bits + i keeps it.
     uint32_t mine = 0;
 #pragma unroll
     for (int t = 0; t < 4; ++t)
         for (int i = 0; i < bits; ++i) {
-            const uint32_t w = __ballot_sync(0xffffffffu, (c[t] >> i) & 1);
-            if (lane == t * bits + i) mine = w;
+            const uint32_t word = __ballot_sync(0xffffffffu, (w.c[t] >> i) & 1);
+            if (w.lane == t * bits + i) mine = word;
         }
-    if (lane < 4 * bits) planes[(size_t(row) * groups + g) * 4 * bits + lane] = mine;
-    if (lane == 0) scales[size_t(g) * m + row] = s;
+    if (w.lane < 4 * bits) planes[(size_t(w.row) * (k / group_size) + w.g) * 4 * bits + w.lane] = mine;
+    if (w.lane == 0) scales[size_t(w.g) * m + w.row] = w.scale;
 }
 
 // One block per token: absmax over the whole row, then codes.

@@ -232,9 +232,8 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
     const int nt0 = (blockIdx.y * WN + wn) * RT;               // first row tile of this warp
     const int m0 = (blockIdx.x * Cfg::WM + wm) * TT * 8;       // first token of this warp
     const int n_my = kfirst < p.groups ? (p.groups - kfirst + ksplit - 1) / ksplit : 0; // groups kfirst, kfirst + ksplit, ...
+    auto group_of = [&](int i) { return kfirst + i * ksplit; }; // this warp's i-th K group
 
-    uint4 wb[STAGES][RT][3];   // weight fragments, STAGES groups ahead
-    __half2 sb[STAGES][RT];    // weight scales (row gid, row gid + 8)
     float accf[RT][TT][4];     // fp32 output accumulators
 #pragma unroll
     for (int rt = 0; rt < RT; ++rt)
@@ -244,7 +243,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
             for (int e = 0; e < 4; ++e) accf[rt][tt][e] = 0.f;
 
     auto load_w = [&](uint4 (&dst)[RT][3], __half2 (&sdst)[RT], int i) {
-        const int g = kfirst + i * ksplit;
+        const int g = group_of(i);
 #pragma unroll
         for (int rt = 0; rt < RT; ++rt) {
             const int nt = nt0 + rt;
@@ -262,7 +261,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         }
     };
     auto load_a = [&](uint32_t (&dst)[TT][AW], float2 (&sx)[TT], int i) {
-        const int g = kfirst + i * ksplit;
+        const int g = group_of(i);
 #pragma unroll
         for (int tt = 0; tt < TT; ++tt) {
             Mode::load_act(dst[tt], p, m0 + tt * 8 + gid, g, t);
@@ -290,7 +289,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
             }
         }
         if (p.group_acc) {
-            const int g = kfirst + i * ksplit;
+            const int g = group_of(i);
 #pragma unroll
             for (int rt = 0; rt < RT; ++rt)
 #pragma unroll
@@ -313,6 +312,8 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
     };
 
     if constexpr (Cfg::WST == 0) {
+        uint4 wb[STAGES][RT][3]; // weight fragments, STAGES groups ahead
+        __half2 sb[STAGES][RT];  // weight scales (row gid, row gid + 8)
         // Activations ride in the same STAGES-deep pipeline as the weights: at decode sizes they are
         // few bytes but each load is a full memory latency, which one-ahead prefetch left exposed.
 #pragma unroll
@@ -341,7 +342,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         __shared__ __half2 sring[Cfg::warps][WST][RT][32];
         auto issue_w = [&](int slot, int i) {
             if (i < n_my) {
-                const int g = kfirst + i * ksplit;
+                const int g = group_of(i);
 #pragma unroll
                 for (int rt = 0; rt < RT; ++rt) {
                     const int nt = nt0 + rt;
@@ -443,7 +444,6 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
             }
 }
 
-// ---------------------------------------------------------------------------------------------
 // ---------------------------------------------------------------------------------------------
 // Configurations by M (named predicates, see w6_config_name):
 //   decode8:  m <= 8   one token tile, 4 warps split K, weights through a 2-group shared-memory
