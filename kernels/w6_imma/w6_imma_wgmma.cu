@@ -2,11 +2,12 @@
 //
 // Why a second kernel: the mma.sync path tops out near 200 TOPS at large m, because every
 // 128-wide K group needs an int32 -> fp32 promotion per accumulator and mma.sync keeps the issue
-// slots busy with both. wgmma runs asynchronously to the warp, so one consumer warpgroup's
-// promotion runs while the other's tensor-core work proceeds. This kernel reaches ~600-650 TOPS
-// (results/kernels, docs/kernels.md); ablations on the H100 put the limit in data movement (about
-// 6 TB/s of L2 reads for 128 x 128 tiles: 28 KB per block and group), not in the tensor cores or
-// the promotion. Cluster multicast of the activation and weight tiles is the next step.
+// slots busy with both. wgmma runs asynchronously to the warp, so that one consumer warpgroup's
+// promotion can run while the other's tensor-core work proceeds. This kernel reaches ~600-700 TOPS
+// (results/kernels). Ablations on the H100 (docs/kernels.md) show the tensor work alone at
+// ~1,600 TOPS and the data movement alone near cuBLASLt's whole GEMM, but the promotion (3 FP
+// instructions per accumulator per group) adds to the tensor time instead of hiding behind it:
+// the overlap the design relies on mostly does not happen, and that is the limit to attack next.
 //
 // Roles (one block = 128 weight rows x 128 tokens, 3 warpgroups; setmaxnreg moves registers from
 // the producer to the consumers, which hold 64 int32 + 64 fp32 accumulators each):
