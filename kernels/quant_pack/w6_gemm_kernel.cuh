@@ -241,6 +241,19 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         for (int tt = 0; tt < TT; ++tt)
 #pragma unroll
             for (int e = 0; e < 4; ++e) accf[rt][tt][e] = 0.f;
+    // f(n, m, rt, tt, e) for each of this warp's accumulators that lands inside the output (the
+    // mma D fragment: rows gid / gid + 8, tokens 2t / 2t + 1 of each 8-token column).
+    auto for_each_output = [&](auto &&f) {
+#pragma unroll
+        for (int rt = 0; rt < RT; ++rt)
+#pragma unroll
+            for (int tt = 0; tt < TT; ++tt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int n = (nt0 + rt) * row_tile + gid + 8 * (e >> 1), m = m0 + tt * 8 + 2 * t + (e & 1);
+                    if (n < p.n && m < p.m) f(n, m, rt, tt, e);
+                }
+    };
 
     auto load_w = [&](uint4 (&dst)[RT][3], __half2 (&sdst)[RT], int i) {
         const int g = group_of(i);
@@ -290,15 +303,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         }
         if (p.group_acc) {
             const int g = group_of(i);
-#pragma unroll
-            for (int rt = 0; rt < RT; ++rt)
-#pragma unroll
-                for (int tt = 0; tt < TT; ++tt)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int n = (nt0 + rt) * row_tile + gid + 8 * (e >> 1), m = m0 + tt * 8 + 2 * t + (e & 1);
-                        if (n < p.n && m < p.m) p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acc[rt][tt][e];
-                    }
+            for_each_output([&](int n, int m, int rt, int tt, int e) { p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acc[rt][tt][e]; });
         }
     };
 
@@ -433,15 +438,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
       }
     }
     if (ks != 0 || blockIdx.z != 0) return;
-#pragma unroll
-    for (int rt = 0; rt < RT; ++rt)
-#pragma unroll
-        for (int tt = 0; tt < TT; ++tt)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int n = (nt0 + rt) * row_tile + gid + 8 * (e >> 1), m = m0 + tt * 8 + 2 * t + (e & 1);
-                if (n < p.n && m < p.m) p.out[size_t(m) * p.n + n] = __float2half_rn(accf[rt][tt][e]);
-            }
+    for_each_output([&](int n, int m, int rt, int tt, int e) { p.out[size_t(m) * p.n + n] = __float2half_rn(accf[rt][tt][e]); });
 }
 
 // ---------------------------------------------------------------------------------------------
