@@ -32,45 +32,54 @@ void llama_config::validate() const {
              rope_low_freq_factor);
 }
 
+namespace {
+
+// Every serialized field once, for both directions (to_json and llama_config_from_json): a field
+// added to the struct is added here and nowhere else. The json is what model identities and
+// checkpoint keys hash, so the names are a format.
+template <class Config, class F>
+void visit_fields(Config &c, F &&f) {
+    f("name", c.name);
+    f("dim", c.dim);
+    f("hidden_dim", c.hidden_dim);
+    f("n_layers", c.n_layers);
+    f("n_heads", c.n_heads);
+    f("n_kv_heads", c.n_kv_heads);
+    f("vocab_size", c.vocab_size);
+    f("max_seq_len", c.max_seq_len);
+    f("norm_eps", c.norm_eps);
+    f("rope_theta", c.rope_theta);
+    f("rope_style", c.rope);
+    f("tied_embeddings", c.tied_embeddings);
+    f("qkv_bias", c.qkv_bias);
+    f("rope_scaling_factor", c.rope_scaling_factor);
+    f("rope_low_freq_factor", c.rope_low_freq_factor);
+    f("rope_high_freq_factor", c.rope_high_freq_factor);
+    f("rope_original_max_seq_len", c.rope_original_max_seq_len);
+}
+
+json field_json(const rope_style &r) { return r == rope_style::half_split ? "half_split" : "interleaved"; }
+template <class T>
+json field_json(const T &v) {
+    return v;
+}
+void read_field(const json &j, rope_style &r) { r = j == "interleaved" ? rope_style::interleaved : rope_style::half_split; }
+template <class T>
+void read_field(const json &j, T &v) {
+    v = j.get<T>();
+}
+
+} // namespace
+
 json llama_config::to_json() const {
-    return {{"name", name},
-            {"dim", dim},
-            {"hidden_dim", hidden_dim},
-            {"n_layers", n_layers},
-            {"n_heads", n_heads},
-            {"n_kv_heads", n_kv_heads},
-            {"vocab_size", vocab_size},
-            {"max_seq_len", max_seq_len},
-            {"norm_eps", norm_eps},
-            {"rope_theta", rope_theta},
-            {"rope_style", rope == rope_style::half_split ? "half_split" : "interleaved"},
-            {"tied_embeddings", tied_embeddings},
-            {"qkv_bias", qkv_bias},
-            {"rope_scaling_factor", rope_scaling_factor},
-            {"rope_low_freq_factor", rope_low_freq_factor},
-            {"rope_high_freq_factor", rope_high_freq_factor},
-            {"rope_original_max_seq_len", rope_original_max_seq_len}};
+    json j = json::object();
+    visit_fields(*this, [&](const char *key, const auto &v) { j[key] = field_json(v); });
+    return j;
 }
 
 llama_config llama_config_from_json(const json &j) {
     llama_config c;
-    c.name = j.at("name");
-    c.dim = j.at("dim");
-    c.hidden_dim = j.at("hidden_dim");
-    c.n_layers = j.at("n_layers");
-    c.n_heads = j.at("n_heads");
-    c.n_kv_heads = j.at("n_kv_heads");
-    c.vocab_size = j.at("vocab_size");
-    c.max_seq_len = j.at("max_seq_len");
-    c.norm_eps = j.at("norm_eps");
-    c.rope_theta = j.at("rope_theta");
-    c.rope = j.at("rope_style") == "interleaved" ? rope_style::interleaved : rope_style::half_split;
-    c.tied_embeddings = j.at("tied_embeddings");
-    c.qkv_bias = j.at("qkv_bias");
-    c.rope_scaling_factor = j.at("rope_scaling_factor");
-    c.rope_low_freq_factor = j.at("rope_low_freq_factor");
-    c.rope_high_freq_factor = j.at("rope_high_freq_factor");
-    c.rope_original_max_seq_len = j.at("rope_original_max_seq_len");
+    visit_fields(c, [&](const char *key, auto &v) { read_field(j.at(key), v); });
     return c;
 }
 

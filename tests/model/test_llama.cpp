@@ -155,6 +155,25 @@ TEST_CASE("LLaMA-3.1 RoPE scaling: short wavelengths kept, long ones divided by 
     }
 }
 
+TEST_CASE("model config json: every field round-trips, and the text (hashed into model identities) is fixed") {
+    llama_config c;
+    c.name = "cfg";
+    c.dim = 64, c.hidden_dim = 96, c.n_layers = 3, c.n_heads = 4, c.n_kv_heads = 2, c.vocab_size = 50, c.max_seq_len = 77;
+    c.norm_eps = 1e-6, c.rope_theta = 5e5, c.rope = rope_style::interleaved, c.tied_embeddings = true, c.qkv_bias = true;
+    c.rope_scaling_factor = 8, c.rope_low_freq_factor = 1.5, c.rope_high_freq_factor = 3.5, c.rope_original_max_seq_len = 4096;
+    const json j = c.to_json();
+    // The text before the field table existed (same keys, values and order): identities unchanged.
+    CHECK(j.dump() == R"({"dim":64,"hidden_dim":96,"max_seq_len":77,"n_heads":4,"n_kv_heads":2,"n_layers":3,"name":"cfg",)"
+                      R"("norm_eps":1e-06,"qkv_bias":true,"rope_high_freq_factor":3.5,"rope_low_freq_factor":1.5,)"
+                      R"("rope_original_max_seq_len":4096,"rope_scaling_factor":8.0,"rope_style":"interleaved","rope_theta":500000.0,)"
+                      R"("tied_embeddings":true,"vocab_size":50})");
+    CHECK(llama_config_from_json(j).to_json() == j);
+    CHECK(llama_config_from_json(small_config().to_json()).to_json() == small_config().to_json());
+    json missing = j;
+    missing.erase("rope_theta");
+    CHECK_THROWS(llama_config_from_json(missing));
+}
+
 TEST_CASE("dtype names") {
     CHECK((dtype_from_name("bf16") == at::kBFloat16));
     CHECK(std::string(dtype_name(at::kHalf)) == "fp16");
