@@ -8,6 +8,9 @@
 // ~1,600 TOPS and the data movement alone near cuBLASLt's whole GEMM, but the promotion (3 FP
 // instructions per accumulator per group) adds to the tensor time instead of hiding behind it:
 // the overlap the design relies on mostly does not happen, and that is the limit to attack next.
+// ncu on the full kernel: issue slots 55% busy, L2 45%, ~3,700 warp instructions per tile and K
+// group; with 3 warps per scheduler every wait idles it (latency-bound). Orderings, staging and
+// unpack placements measured so far were all slower (docs/kernels.md).
 //
 // Roles (one block = 128 weight rows x 128 tokens, 3 warpgroups; setmaxnreg moves registers from
 // the producer to the consumers, which hold 64 int32 + 64 fp32 accumulators each):
