@@ -284,6 +284,16 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         }
     };
 
+    // f(s, i) for this warp's groups i in order, s = i % D the pipeline slot: slots unrolled so that
+    // they index register arrays with constants.
+    auto for_each_slot = [&](auto depth_c, auto &&f) {
+        constexpr int D = decltype(depth_c)::value;
+        for (int i0 = 0; i0 < n_my; i0 += D)
+#pragma unroll
+            for (int s = 0; s < D; ++s)
+                if (i0 + s < n_my) f(s, i0 + s);
+    };
+
     uint32_t ab[STAGES][TT][AW];
     float2 sxb[STAGES][TT];
     // One K group of this warp: exact integers from the tensor cores, then acc * (sx * sw) in fp32.
@@ -326,19 +336,13 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
             if (s < n_my) load_w(wb[s], sb[s], s);
         start_acts();
 
-        for (int i0 = 0; i0 < n_my; i0 += STAGES) {
-#pragma unroll
-            for (int s = 0; s < STAGES; ++s) {
-                const int i = i0 + s;
-                if (i < n_my) {
-                    group(wb[s], sb[s], ab[s], sxb[s], i);
-                    if (i + STAGES < n_my) {
-                        load_w(wb[s], sb[s], i + STAGES);
-                        load_a(ab[s], sxb[s], i + STAGES);
-                    }
-                }
+        for_each_slot(std::integral_constant<int, STAGES>{}, [&](int s, int i) {
+            group(wb[s], sb[s], ab[s], sxb[s], i);
+            if (i + STAGES < n_my) {
+                load_w(wb[s], sb[s], i + STAGES);
+                load_a(ab[s], sxb[s], i + STAGES);
             }
-        }
+        });
     } else {
         // The weight ring: each lane copies and later reads back its own 16-byte chunks, so the
         // warp needs no barrier, only its cp.async groups (one per K group, empty past the end).
@@ -365,26 +369,20 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
 #pragma unroll
         for (int s = 0; s < WST; ++s) issue_w(s, s);
         start_acts();
-        for (int i0 = 0; i0 < n_my; i0 += WST) {
+        for_each_slot(std::integral_constant<int, WST>{}, [&](int s, int i) {
+            qb::cuda::sm90::cp_async_wait<WST - 1>(); // group i has landed
+            uint4 wcur[RT][3];
+            __half2 scur[RT];
 #pragma unroll
-            for (int s = 0; s < WST; ++s) {
-                const int i = i0 + s;
-                if (i < n_my) {
-                    qb::cuda::sm90::cp_async_wait<WST - 1>(); // group i has landed
-                    uint4 wcur[RT][3];
-                    __half2 scur[RT];
+            for (int rt = 0; rt < RT; ++rt) {
 #pragma unroll
-                    for (int rt = 0; rt < RT; ++rt) {
-#pragma unroll
-                        for (int j = 0; j < 3; ++j) wcur[rt][j] = wring[warp][s][rt][j][lane];
-                        scur[rt] = sring[warp][s][rt][lane];
-                    }
-                    issue_w(s, i + WST); // the slot's reads above precede this refill (same thread)
-                    group(wcur, scur, ab[s % STAGES], sxb[s % STAGES], i);
-                    if (i + STAGES < n_my) load_a(ab[s % STAGES], sxb[s % STAGES], i + STAGES);
-                }
+                for (int j = 0; j < 3; ++j) wcur[rt][j] = wring[warp][s][rt][j][lane];
+                scur[rt] = sring[warp][s][rt][lane];
             }
-        }
+            issue_w(s, i + WST); // the slot's reads above precede this refill (same thread)
+            group(wcur, scur, ab[s % STAGES], sxb[s % STAGES], i);
+            if (i + STAGES < n_my) load_a(ab[s % STAGES], sxb[s % STAGES], i + STAGES);
+        });
     }
 
     // Block reduction over the KS warps (fixed order), then over the cluster's blocks (fixed order).
