@@ -47,7 +47,7 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 // The mbarrier receives this thread's arrival once all its earlier cp.asyncs have landed.
 __device__ __forceinline__ void cp_async_arrive(uint32_t bar) { asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory"); }
 // One bulk (TMA, non-tensor) copy of `bytes` (multiple of 16, 16-byte aligned both sides)
-// global -> shared, completing as transactions on `bar`; streamed past L1, evict-first in L2.
+// global -> shared, completing as transactions on `bar`; not through L1, default L2 policy (no cache hint).
 __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
                  : "memory");
