@@ -10,6 +10,8 @@
 // (the decode configurations: faster there, measured); activations (small, L1/L2 resident) ride
 // a STAGES-deep register pipeline.
 // Per group: integer accumulators from the tensor cores (exact), then acc * (sx * sw) in fp32.
+// imma_fused_mode (decode8, m <= 8): the warp quantizes its fp16 activations itself instead of
+// reading act_quant_int8's codes (act_code.cuh), so that no quantizer kernel precedes the GEMM.
 //
 // Preconditions (checked by the launchers): k % 128 == 0, m, n >= 1, 16-byte aligned buffers.
 #pragma once
@@ -17,6 +19,7 @@
 #include "common/device_info.h"
 #include "common/load_hints.cuh"
 #include "common/sm90_async.cuh"
+#include "quant_pack/act_code.cuh"
 #include "quant_pack/w6_gemm.h"
 #include "quant_pack/w6_layout.h"
 #include "quant_pack/w6_ref.h"
@@ -55,6 +58,9 @@ struct kernel_params {
     const float *__restrict__ as;
     __half *__restrict__ out;
     int32_t *__restrict__ group_acc;
+    const __half *__restrict__ x; // fp16 activations [m, k] when the GEMM quantizes them (imma_fused_mode)
+    float qmax;                   // their code range: 31 (A6) or 127 (A8)
+    float qmax_rcp;               // RN(1 / qmax)
 };
 
 using qb::cuda::ld_stream;
@@ -85,6 +91,7 @@ __device__ __forceinline__ void bmma_and_acc(int32_t (&d)[4], uint32_t a0, uint3
 // ---------------------------------------------------------------------------------------------
 struct imma_mode {
     static constexpr int act_words = 8; // 32 activation bytes per lane per group
+    static constexpr int fused_tokens = 0, raw_words = 0; // activations arrive quantized (act_quant_int8)
     __device__ static void load_act(uint32_t (&a)[act_words], const kernel_params &p, int tok, int g, int t) {
         if (tok < p.m) {
             const uint4 *src = reinterpret_cast<const uint4 *>(static_cast<const int8_t *>(p.act) + size_t(tok) * p.k +
@@ -131,12 +138,97 @@ struct imma_mode {
 };
 
 // ---------------------------------------------------------------------------------------------
+// w6_imma with the activation quantizer fused in (decode8, m <= 8): each warp quantizes, from
+// fp16, the groups it multiplies, so that no quantizer kernel runs before the GEMM and the GEMM
+// waits for nothing. Every row-tile warp repeats the work for its groups (n / 16 times in all),
+// which is cheap only while m is small. Codes and scales are bit-identical to act_quant_int8
+// (act_code.cuh).
+// P = m rounded up to a power of two: the P tokens' 128 values of a group are spread over all 32
+// lanes (lane L: token L / (32 / P), values 4P * (L % (32 / P)) onwards), so that m = 1 costs 4
+// values per lane instead of 32, and then moved by shuffles to the lanes the mma B fragment needs
+// (lane (gid, t): bytes 32t .. 32t + 31 of token gid, as imma_mode::load_act reads them).
+// ---------------------------------------------------------------------------------------------
+template <int P>
+struct imma_fused_mode : imma_mode {
+    static_assert(P == 1 || P == 2 || P == 4 || P == 8, "tokens per decode block, rounded up to a power of two");
+    static constexpr int fused_tokens = P;
+    static constexpr int lanes_per_token = 32 / P, values = 4 * P, raw_words = values / 2;
+
+    // This lane's fp16 values of group g (zeros past the last token).
+    __device__ static void load_raw(uint32_t (&raw)[raw_words], const kernel_params &p, int g, int lane) {
+        const int tok = lane / lanes_per_token;
+        if (tok < p.m) {
+            const __half *src = p.x + size_t(tok) * p.k + size_t(g) * group_size + values * (lane % lanes_per_token);
+            if constexpr (raw_words == 2) {
+                const uint2 v = __ldg(reinterpret_cast<const uint2 *>(src));
+                raw[0] = v.x, raw[1] = v.y;
+            } else {
+#pragma unroll
+                for (int i = 0; i < raw_words / 4; ++i) {
+                    const uint4 v = __ldg(reinterpret_cast<const uint4 *>(src) + i);
+                    raw[4 * i] = v.x, raw[4 * i + 1] = v.y, raw[4 * i + 2] = v.z, raw[4 * i + 3] = v.w;
+                }
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < raw_words; ++i) raw[i] = 0;
+        }
+    }
+
+    // The codes of this lane's B fragment and the scales of its output tokens (2t, 2t + 1).
+    __device__ static void quantize(const uint32_t (&raw)[raw_words], uint32_t (&a)[act_words], float2 &sx, float qmax, float qmax_rcp, int lane) {
+        // The absmax in fp16 pairs (exact), so that the fp32 values need not stay live across the
+        // reduction: registers are what limits this kernel to 6 blocks per SM.
+        __half2 amax2 = __habs2(*reinterpret_cast<const __half2 *>(&raw[0]));
+#pragma unroll
+        for (int i = 1; i < raw_words; ++i) amax2 = __hmax2(amax2, __habs2(*reinterpret_cast<const __half2 *>(&raw[i])));
+        // Non-negative fp16 values order as their bit patterns: the reduction runs on integers,
+        // in one redux.sync when the whole warp holds one token.
+        const uint32_t bits2 = *reinterpret_cast<const uint32_t *>(&amax2);
+        uint32_t amax_bits = max(bits2 & 0xFFFFu, bits2 >> 16);
+        if constexpr (P == 1) {
+            amax_bits = __reduce_max_sync(0xffffffffu, amax_bits);
+        } else {
+#pragma unroll
+            for (int off = lanes_per_token / 2; off > 0; off >>= 1) amax_bits = max(amax_bits, __shfl_xor_sync(0xffffffffu, amax_bits, off));
+        }
+        const act_divisor d = act_divisor_of(__half2float(__ushort_as_half(uint16_t(amax_bits))), qmax, qmax_rcp);
+        uint32_t mine[P];
+#pragma unroll
+        for (int w = 0; w < P; ++w) {
+            const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&raw[2 * w]));
+            const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&raw[2 * w + 1]));
+            const uint32_t word = pack_code_bytes(act_code_bits(lo.x, d), act_code_bits(lo.y, d), act_code_bits(hi.x, d), act_code_bits(hi.y, d));
+            mine[w] = d.scale > 0.f ? word : 0u;
+        }
+        const int gid = lane >> 2, t = lane & 3;
+        if constexpr (P == 8) { // the spread is the fragment layout already
+#pragma unroll
+            for (int j = 0; j < act_words; ++j) a[j] = mine[j];
+        } else {
+            // Byte 32t + 4j of token gid is word j % P of lane gid * (32 / P) + (8t + j) / P.
+#pragma unroll
+            for (int j = 0; j < act_words; ++j) {
+                // Lanes gid >= P get another token's codes: their output columns are never stored
+                // (and their scales below are 0).
+                a[j] = __shfl_sync(0xffffffffu, mine[j % P], gid * lanes_per_token + (8 * t + j) / P);
+            }
+        }
+        const float s0 = __shfl_sync(0xffffffffu, d.scale, 2 * t * lanes_per_token);
+        const float s1 = __shfl_sync(0xffffffffu, d.scale, (2 * t + 1) * lanes_per_token);
+        sx.x = 2 * t < P ? s0 : 0.f;
+        sx.y = 2 * t + 1 < P ? s1 : 0.f;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
 // flexq_btc: bit planes on the binary tensor cores, m16n8k256 and.popc, two plane pairs with a
 // shared coefficient per instruction (btc_schedule in w6_layout.h).
 // ---------------------------------------------------------------------------------------------
 template <int ABITS>
 struct btc_mode {
     static constexpr int act_words = ABITS;
+    static constexpr int fused_tokens = 0, raw_words = 0;
     static constexpr btc_schedule<ABITS> sched{};
 
     __device__ static void load_act(uint32_t (&a)[act_words], const kernel_params &p, int tok, int g, int t) {
@@ -273,16 +365,6 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
             }
         }
     };
-    auto load_a = [&](uint32_t (&dst)[TT][AW], float2 (&sx)[TT], int i) {
-        const int g = group_of(i);
-#pragma unroll
-        for (int tt = 0; tt < TT; ++tt) {
-            Mode::load_act(dst[tt], p, m0 + tt * 8 + gid, g, t);
-            const int ta = m0 + tt * 8 + 2 * t;
-            sx[tt].x = ta < p.m ? __ldg(p.as + size_t(g) * p.m + ta) : 0.f;
-            sx[tt].y = ta + 1 < p.m ? __ldg(p.as + size_t(g) * p.m + ta + 1) : 0.f;
-        }
-    };
 
     // f(s, i) for this warp's groups i in order, s = i % D the pipeline slot: slots unrolled so that
     // they index register arrays with constants.
@@ -294,8 +376,27 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
                 if (i0 + s < n_my) f(s, i0 + s);
     };
 
+    // The activations' register pipeline: int8 codes and their scales, or (fused) raw fp16 values.
+    constexpr bool fused = Mode::fused_tokens > 0;
+    static_assert(!fused || (TT == 1 && Cfg::WM == 1), "the fused quantizer serves one 8-token tile per warp");
+    constexpr int RAW = fused ? Mode::raw_words : 1;  // (one unused word otherwise)
     uint32_t ab[STAGES][TT][AW];
     float2 sxb[STAGES][TT];
+    uint32_t rawb[STAGES][RAW];
+    auto load_a = [&](int s, int i) {
+        const int g = group_of(i);
+        if constexpr (fused) {
+            Mode::load_raw(rawb[s], p, g, lane);
+        } else {
+#pragma unroll
+            for (int tt = 0; tt < TT; ++tt) {
+                Mode::load_act(ab[s][tt], p, m0 + tt * 8 + gid, g, t);
+                const int ta = m0 + tt * 8 + 2 * t;
+                sxb[s][tt].x = ta < p.m ? __ldg(p.as + size_t(g) * p.m + ta) : 0.f;
+                sxb[s][tt].y = ta + 1 < p.m ? __ldg(p.as + size_t(g) * p.m + ta + 1) : 0.f;
+            }
+        }
+    };
     // One K group of this warp: exact integers from the tensor cores, then acc * (sx * sw) in fp32.
     auto group = [&](const uint4 (&wf)[RT][3], const __half2 (&sw2)[RT], const uint32_t (&af)[TT][AW], const float2 (&sxc)[TT], int i) {
         int32_t acc[RT][TT][4];
@@ -316,6 +417,17 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
             for_each_output([&](int n, int m, int rt, int tt, int e) { p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acc[rt][tt][e]; });
         }
     };
+    // Group i with the activations of pipeline slot s (quantized here when fused).
+    auto run_group = [&](const uint4 (&wf)[RT][3], const __half2 (&sw2)[RT], int s, int i) {
+        if constexpr (fused) {
+            uint32_t af[1][AW];
+            float2 sxc[1];
+            Mode::quantize(rawb[s], af[0], sxc[0], p.qmax, p.qmax_rcp, lane);
+            group(wf, sw2, af, sxc, i);
+        } else {
+            group(wf, sw2, ab[s], sxb[s], i);
+        }
+    };
 
     // Programmatic dependent launch: the weights (the big stream) are requested before this, while
     // the activation quantization kernel before us may still run; activations only after it.
@@ -323,7 +435,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         asm volatile("griddepcontrol.wait;" ::: "memory");
 #pragma unroll
         for (int s = 0; s < STAGES; ++s)
-            if (s < n_my) load_a(ab[s], sxb[s], s);
+            if (s < n_my) load_a(s, s);
     };
 
     if constexpr (Cfg::WST == 0) {
@@ -337,10 +449,10 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         start_acts();
 
         for_each_slot(std::integral_constant<int, STAGES>{}, [&](int s, int i) {
-            group(wb[s], sb[s], ab[s], sxb[s], i);
+            run_group(wb[s], sb[s], s, i);
             if (i + STAGES < n_my) {
                 load_w(wb[s], sb[s], i + STAGES);
-                load_a(ab[s], sxb[s], i + STAGES);
+                load_a(s, i + STAGES);
             }
         });
     } else {
@@ -380,8 +492,8 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
                 scur[rt] = sring[warp][s][rt][lane];
             }
             issue_w(s, i + WST); // the slot's reads above precede this refill (same thread)
-            group(wcur, scur, ab[s % STAGES], sxb[s % STAGES], i);
-            if (i + STAGES < n_my) load_a(ab[s % STAGES], sxb[s % STAGES], i + STAGES);
+            run_group(wcur, scur, s % STAGES, i);
+            if (i + STAGES < n_my) load_a(s % STAGES, i + STAGES);
         });
     }
 
@@ -490,6 +602,9 @@ inline kernel_params params_of(const gemm_args &a) {
     p.as = a.act_scales;
     p.out = a.out;
     p.group_acc = a.group_acc;
+    p.x = a.act_fp16;
+    p.qmax = a.a_bits == 6 ? 31.f : 127.f;
+    p.qmax_rcp = 1.f / p.qmax;
     return p;
 }
 
@@ -527,9 +642,11 @@ status launch_cfg(const gemm_args &a, cudaStream_t stream) {
 
 inline status check_args(const char *who, const gemm_args &a) {
     if (auto st = check_w6_shape(who, a.m, a.n, a.k); !st) return st;
-    if (!a.w || !a.w_scales || !a.act || !a.act_scales || !a.out)
+    const bool fused = a.act_fp16 != nullptr;
+    if (!a.w || !a.w_scales || !a.out || (!fused && (!a.act || !a.act_scales)))
         return status::failure(status_code::invalid_argument, std::string(who) + ": null buffer");
-    if (reinterpret_cast<uintptr_t>(a.w) % 16 || reinterpret_cast<uintptr_t>(a.act) % 16)
+    const void *act = fused ? static_cast<const void *>(a.act_fp16) : a.act;
+    if (reinterpret_cast<uintptr_t>(a.w) % 16 || reinterpret_cast<uintptr_t>(act) % 16)
         return status::failure(status_code::invalid_argument, std::string(who) + ": weights and activations must be 16-byte aligned");
     return status::success();
 }

@@ -3,7 +3,8 @@
 // activations (A6 or A8 codes, act_quant_int8) by mma.sync m16n8k32; per-128-group int32
 // accumulators are scaled in fp32; fp16 out. Decode path (m <= 16): memory-bound, weights
 // streamed once; m > 16: token-tiled; m > 32 on an sm_90a build and an H100-class device: the
-// wgmma path (w6_imma_wgmma.cu), which reads activations in int8_order::wgmma_k.
+// wgmma path (w6_imma_wgmma.cu), which reads activations in int8_order::wgmma_k. At m <= 8 it can
+// also take fp16 activations and quantize them itself (gemm_args::act_fp16, same codes).
 // Formulas: quant_pack/w6_gemm.h.
 //   test:  tests/kernels/w6/test_w6_kernels.cpp (suite gpu)
 //   bench: build*/kernels/bench/bench_kernels --benchmark_filter=w6_imma
@@ -23,6 +24,9 @@ bool w6_imma_uses_wgmma(int m, bool allow_wgmma = true);
 inline int8_order w6_imma_act_order(int m, bool allow_wgmma = true) {
     return w6_imma_uses_wgmma(m, allow_wgmma) ? int8_order::wgmma_k : int8_order::natural;
 }
+// Whether w6_imma_run can quantize the activations itself at m tokens (gemm_args::act_fp16): the
+// decode configuration (m <= 8), where the repeated quantization per row tile stays cheap.
+bool w6_imma_fuses_act(int m);
 // The configuration w6_imma_run uses at m tokens (benchmark labels): "wgmma" or w6_config_name(m).
 inline const char *w6_imma_config_name(int m) { return w6_imma_uses_wgmma(m) ? "wgmma" : w6_config_name(m); }
 

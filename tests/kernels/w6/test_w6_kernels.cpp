@@ -1,5 +1,7 @@
 // gpu suite: every W6 kernel against the CPU reference (kernels/quant_pack/w6_ref.h).
 //   - fused activation quantization (int8, bit planes, per token): codes and scales bit-exact;
+//   - the quantizer inside w6_imma's decode GEMM (m <= 8): its division-free code checked on every
+//     fp16 input, its integers bit-exact and its outputs bit-identical to act_quant_int8 + GEMM;
 //   - w6_imma and flexq_btc (A6, A8): per-group int32 accumulators bit-exact against the int64
 //     reference for m in {1, 3, 8, 12, 16, 17, 33, 64, 65, 118, 200} (every kernel configuration
 //     and its token tails), n residues (37, 100), k residues (128, 384, 1152); outputs poisoned
@@ -7,6 +9,7 @@
 //   - fp16 outputs within a stated tolerance of the double-precision reference, with tiny and huge
 //     scales; w6_imma and flexq_btc agree; cuBLASLt W8A8 and the legacy call against the CPU.
 // One line per failure: identity, metric, value, threshold.
+#include "act_code_exhaustive.h"
 #include "cublas_gemm/cublas_gemm.h"
 #include "flexq_btc/flexq_btc.h"
 #include "quant_pack/act_quant.h"
@@ -91,8 +94,10 @@ struct case_result {
 
 // Runs one back-end on one problem and checks the per-group integers and the fp16 output.
 // allow_wgmma false keeps w6_imma on its mma.sync path (the one non-sm_90a builds run at every m).
+// fused_x (w6_imma, m <= 8): the fp16 activations qa was quantized from, given to the GEMM to
+// quantize itself (gemm_args::act_fp16) instead of qa's codes.
 case_result run_case(const char *who, int m, int n, int k, int a_bits, const quantized_weights &w, const quantized_acts &qa,
-                     std::vector<uint16_t> *out_host = nullptr, bool allow_wgmma = true) {
+                     std::vector<uint16_t> *out_host = nullptr, bool allow_wgmma = true, const std::vector<uint16_t> *fused_x = nullptr) {
     const bool btc = std::strcmp(who, "flexq_btc") == 0;
     const bool wgmma = !btc && w6_imma_uses_wgmma(m, allow_wgmma);
     const int groups = k / 128;
@@ -104,6 +109,7 @@ case_result run_case(const char *who, int m, int n, int k, int a_bits, const qua
     dbuf<int8_t> dact8(wgmma ? order_acts_wgmma_ref(qa.q.data(), m, k) : qa.q);
     dbuf<uint32_t> dplanes(planes.empty() ? std::vector<uint32_t>(4) : planes);
     dbuf<float> dsx(qa.scales);
+    dbuf<uint16_t> dx(fused_x ? *fused_x : std::vector<uint16_t>(8));
     dbuf<__half> dout(size_t(m) * n);
     dbuf<int32_t> dacc(size_t(m) * n * groups);
     dout.poison();
@@ -117,6 +123,10 @@ case_result run_case(const char *who, int m, int n, int k, int a_bits, const qua
     a.out = dout.ptr;
     a.group_acc = dacc.ptr;
     a.allow_wgmma = allow_wgmma;
+    if (fused_x) {
+        a.act = nullptr, a.act_scales = nullptr; // not read
+        a.act_fp16 = reinterpret_cast<const __half *>(dx.ptr);
+    }
     auto st = btc ? flexq_btc_run(a, nullptr) : w6_imma_run(a, nullptr);
     REQUIRE_MESSAGE(st.ok(), st.reason);
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
@@ -125,7 +135,7 @@ case_result run_case(const char *who, int m, int n, int k, int a_bits, const qua
     auto acc = dacc.download();
     for (size_t i = 0; i < ref.size(); ++i)
         if (acc[i] != ref[i] && r.acc_mismatch++ < 3)
-            MESSAGE(std::string(who) << (wgmma ? " (wgmma)" : "") << "/a" << a_bits << "/m=" << m << ",n=" << n << ",k=" << k << " group acc [" << i << "]: got " << acc[i] << " want "
+            MESSAGE(std::string(who) << (wgmma ? " (wgmma)" : "") << (fused_x ? " (fused)" : "") << "/a" << a_bits << "/m=" << m << ",n=" << n << ",k=" << k << " group acc [" << i << "]: got " << acc[i] << " want "
                         << ref[i] << " FAIL");
     std::vector<double> abs_sum;
     auto ref_out = gemm_scale_ref_f64(ref, qa.scales.data(), w.scales.data(), m, n, k, &abs_sum);
@@ -195,6 +205,68 @@ TEST_CASE("act_quant: int8 codes, bit planes and per-token codes are bit-exact a
                     CHECK(dst.download() == reft.scales);
                 }
             }
+}
+
+TEST_CASE("the fused quantizer's division-free code equals rint(x / scale) on every fp16 input") {
+    // Pairs: every finite amax > 0 (fp16 bits 1 .. 0x7BFF) with every |x| <= amax, both signs.
+    unsigned long long pairs = 0;
+    for (unsigned long long a = 1; a <= 0x7BFF; ++a) pairs += 2 * (a + 1);
+    for (int bits : {6, 8}) {
+        const auto r = act_code_exhaustive(bits);
+        REQUIRE(r.ran);
+        CHECK(r.checked == pairs);
+        CHECK_MESSAGE(r.scale_mismatches == 0, "a" << bits << ": " << r.scale_mismatches << " scales differ from amax / qmax");
+        CHECK_MESSAGE(r.mismatches == 0, "a" << bits << ": " << r.mismatches << " codes differ; first amax bits 0x" << std::hex << r.first_amax_bits
+                                              << " x bits 0x" << r.first_x_bits);
+        MESSAGE("act_code a" << bits << ": " << r.checked << " (amax, x) pairs, " << r.mismatches << " mismatches");
+    }
+}
+
+TEST_CASE("w6_imma with the quantizer fused in (m <= 8): integers bit-exact, outputs identical to act_quant_int8 + GEMM") {
+    std::mt19937 rng(23);
+    const int nks[][2] = {{37, 128}, {100, 384}, {256, 1152}, {300, 4096}};
+    int problems = 0;
+    for (int m = 1; m <= 8; ++m)
+        for (const auto &nk : nks)
+            for (int a_bits : {6, 8}) {
+                const int n = nk[0], k = nk[1], groups = k / 128;
+                auto w = random_weights(n, k, rng, 0.002f, 0.05f);
+                auto x = random_x(m, k, rng, 3.f);
+                // Groups that exercise the scale: all zero (scale 0, codes 0), exact ties (absmax 31),
+                // fp16 subnormals only, and large values; each in some token of each problem.
+                for (int i = 0; i < 128; ++i) x[size_t(m - 1) * k + i] = 0;
+                if (groups > 1) {
+                    auto *g1 = &x[128];
+                    g1[0] = float_to_half(31.f), g1[1] = float_to_half(2.5f), g1[2] = float_to_half(-3.5f), g1[3] = float_to_half(0.5f);
+                }
+                if (groups > 2) {
+                    std::uniform_real_distribution<float> tiny(-3e-6f, 3e-6f);
+                    for (int i = 0; i < 128; ++i) x[size_t(m / 2) * k + 256 + i] = float_to_half(tiny(rng));
+                    for (int i = 0; i < 128; i += 5) x[size_t(m / 3) * k + 128 + i] = float_to_half(i % 2 ? 300.f : -250.f);
+                }
+                auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+                std::vector<uint16_t> out_unfused, out_fused;
+                const auto ru = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_unfused);
+                const auto rf = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_fused, true, &x);
+                CHECK_MESSAGE(ru.acc_mismatch + ru.out_fail == 0, "unfused w6_imma a" << a_bits << " m=" << m << " n=" << n << " k=" << k);
+                CHECK_MESSAGE(rf.acc_mismatch == 0, "fused a" << a_bits << " m=" << m << " n=" << n << " k=" << k << ": group integers differ");
+                CHECK_MESSAGE(out_fused == out_unfused, "fused a" << a_bits << " m=" << m << " n=" << n << " k=" << k << ": fp16 outputs differ from the unfused path");
+                ++problems;
+            }
+    MESSAGE("fused quantizer: " << problems << " problems compared with the unfused path");
+    // What it refuses, and why.
+    gemm_args a;
+    a.m = 9, a.n = 16, a.k = 128, a.a_bits = 8;
+    dbuf<uint8_t> dummy(1 << 16);
+    a.w = dummy.ptr, a.w_scales = reinterpret_cast<const __half *>(dummy.ptr), a.out = reinterpret_cast<__half *>(dummy.ptr);
+    a.act_fp16 = reinterpret_cast<const __half *>(dummy.ptr);
+    auto st = w6_imma_run(a, nullptr);
+    CHECK(st.code == qb::status_code::unsupported_shape);
+    CHECK(st.reason.find("m=9") != std::string::npos);
+    a.m = 4, a.a_bits = 4;
+    st = w6_imma_run(a, nullptr);
+    CHECK(st.code == qb::status_code::unsupported_option);
+    CHECK(st.reason.find("a_bits=4") != std::string::npos);
 }
 
 TEST_CASE("w6_imma and flexq_btc: per-group int32 bit-exact, fp16 within tolerance, over every configuration") {
