@@ -3,7 +3,10 @@
 //   backends: fp16 (cuBLAS), cublaslt_w8a8, cublas_w8a8_legacy (the paper's call), w6_imma,
 //             flexq_btc, w6ax; act_quant (the fused activation quantizer alone, in the format of
 //             the shape's W6 kernel); <backend>+aq: quantizer + GEMM as one layer (PDL-overlapped
-//             for the W6 kernels; cuBLASLt with its per-token quantizer).
+//             for the W6 kernels; cuBLASLt with its per-token quantizer; w6ax+aq fuses the quantizer
+//             into the GEMM where w6ax_fuse_act says so, label "fused"); w6_imma+fq: the same
+//             layer with the quantizer fused into the GEMM (gemm_args::act_fp16; registered for
+//             m <= 8 only, the sizes it serves).
 //   stream_read (M=1 rows only): a kernel that only reads the shape's W6 bytes, timed the same
 //             way (kernels/bench/stream_probe.h): the attainable floor of this harness.
 //             --stream-sweep registers every probe configuration instead (how the default was chosen).
@@ -138,7 +141,7 @@ shape_data &data_for(int n, int k) {
     return *g->data;
 }
 
-enum class backend { fp16, lt_w8a8, legacy, imma, btc, w6ax, act_quant, imma_aq, btc_aq, w6ax_aq, lt_aq };
+enum class backend { fp16, lt_w8a8, legacy, imma, btc, w6ax, act_quant, imma_aq, btc_aq, w6ax_aq, lt_aq, imma_fq };
 const char *backend_name(backend b) {
     switch (b) {
     case backend::fp16: return "fp16";
@@ -152,6 +155,7 @@ const char *backend_name(backend b) {
     case backend::btc_aq: return "flexq_btc+aq";
     case backend::w6ax_aq: return "w6ax+aq";
     case backend::lt_aq: return "cublaslt_w8a8+aq";
+    case backend::imma_fq: return "w6_imma+fq";
     }
     return "?";
 }
@@ -184,6 +188,13 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
         if (!x.ok() && err.ok()) err = x;
     };
     std::function<void()> launch;
+    // The layer with the quantizer inside the GEMM: fp16 activations straight to w6_imma.
+    auto fused_launch = [&] {
+        auto a = w6_args(d, m, s.a_bits, false);
+        a.act = nullptr, a.act_scales = nullptr;
+        a.act_fp16 = d.x;
+        record(w6_imma_run(a, st));
+    };
     switch (b) {
     case backend::fp16: launch = [&] { record(g->blas.gemm_fp16(m, s.n, s.k, d.x, d.w16, d.out, st)); }; break;
     case backend::lt_w8a8:
@@ -217,6 +228,11 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
     case backend::imma_aq:
     case backend::btc_aq:
     case backend::w6ax_aq:
+        if (b == backend::w6ax_aq && !btc_fmt && w6ax_fuse_act(m, s.n, s.k, s.a_bits)) {
+            launch = fused_launch;
+            label = std::string(w6_config_name(m)) + " fused";
+            break;
+        }
         launch = [&] {
             if (btc_fmt) record(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st));
             else record(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order));
@@ -225,6 +241,10 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
             record(btc_fmt ? flexq_btc_run(a, st) : w6_imma_run(a, st));
         };
         label = std::string(btc_fmt ? w6_config_name(m) : w6_imma_config_name(m)) + " pdl";
+        break;
+    case backend::imma_fq:
+        launch = fused_launch;
+        label = std::string(w6_config_name(m)) + " fused";
         break;
     }
     launch();
@@ -368,7 +388,7 @@ int main(int argc, char **argv) {
     benchmark::AddCustomContext("w6ax_crossover", w6ax_crossover_source);
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
     const backend all[] = {backend::fp16,  backend::lt_w8a8,   backend::legacy,    backend::imma,    backend::btc,  backend::w6ax,
-                           backend::act_quant, backend::imma_aq, backend::btc_aq, backend::w6ax_aq, backend::lt_aq};
+                           backend::act_quant, backend::imma_aq, backend::btc_aq, backend::w6ax_aq, backend::lt_aq, backend::imma_fq};
     for (const auto &s : shapes) {
         const std::string tail = std::string("/") + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
         auto configs = stream_sweep ? qb::bench::stream_sweep() : std::vector<qb::bench::stream_config>{qb::bench::stream_default()};
@@ -386,6 +406,7 @@ int main(int argc, char **argv) {
         if (stream_sweep) continue;
         for (int m : m_list)
             for (backend b : all) {
+                if (b == backend::imma_fq && !w6_imma_fuses_act(m)) continue; // decode sizes only
                 const std::string name = std::string(backend_name(b)) + "/" + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
                 benchmark::RegisterBenchmark(name.c_str(), bench, b, s, m)
                     ->Args({m, s.n, s.k})

@@ -12,5 +12,9 @@ w6ax_choice w6ax_choose(int m, int n, int k, int a_bits);
 const char *w6ax_choice_name(w6ax_choice c);
 // Whether any m may pick flexq_btc for this (n, k, a_bits): then the caller keeps both packings.
 bool w6ax_may_use_btc(int n, int k, int a_bits);
+// Whether a layer that runs w6_imma at (m, n, k, a_bits) should quantize its fp16 activations
+// inside the GEMM (gemm_args::act_fp16) rather than run act_quant_int8 + GEMM under PDL: at the
+// smallest m, on layers up to the measured n * k (w6ax_crossover.h). Same codes either way.
+bool w6ax_fuse_act(int m, int n, int k, int a_bits);
 
 } // namespace qb::w6

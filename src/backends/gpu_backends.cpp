@@ -106,9 +106,21 @@ public:
         if (kind_ == w6_kind::autopick) btc = w6ax_choose(m, int(n_), int(k_), a_bits_) == w6ax_choice::w6ax_choice_btc && w_btc_.defined();
         auto opts = x.options();
         auto out = at::empty({m, n_}, opts);
-        auto sx = at::empty({groups, m}, opts.dtype(at::kFloat));
         const auto stream = current_stream();
         const auto *xh = reinterpret_cast<const __half *>(x.data_ptr<at::Half>());
+        gemm_args a;
+        a.m = m, a.n = int(n_), a.k = int(k_), a.a_bits = a_bits_;
+        a.w = btc ? w_btc_.data_ptr() : w_imma_.data_ptr();
+        a.w_scales = reinterpret_cast<const __half *>(scales_.data_ptr<at::Half>());
+        a.out = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
+        // Small layers at m <= 2: the GEMM quantizes x itself (same codes, no quantizer kernel;
+        // it reads x in 8- and 16-byte pieces, so a view off that alignment takes the other path).
+        if (!btc && w6ax_fuse_act(m, int(n_), int(k_), a_bits_) && reinterpret_cast<uintptr_t>(xh) % 16 == 0) {
+            a.act_fp16 = xh;
+            throw_if(w6_imma_run(a, stream), fmt::format("{} {} (m={}, quantizer fused)", who, what_, m));
+            return finish(out, x_in, bias_);
+        }
+        auto sx = at::empty({groups, m}, opts.dtype(at::kFloat));
         at::Tensor act;
         if (btc) {
             act = at::empty({m, groups, 4, a_bits_}, opts.dtype(at::kInt));
@@ -119,13 +131,8 @@ public:
             throw_if(act_quant_int8(xh, m, int(k_), a_bits_, act.data_ptr<int8_t>(), sx.data_ptr<float>(), stream, w6_imma_act_order(m)),
                      fmt::format("{} {}", who, what_));
         }
-        gemm_args a;
-        a.m = m, a.n = int(n_), a.k = int(k_), a.a_bits = a_bits_;
-        a.w = btc ? w_btc_.data_ptr() : w_imma_.data_ptr();
-        a.w_scales = reinterpret_cast<const __half *>(scales_.data_ptr<at::Half>());
         a.act = act.data_ptr();
         a.act_scales = sx.data_ptr<float>();
-        a.out = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
         a.pdl = true;
         throw_if(btc ? flexq_btc_run(a, stream) : w6_imma_run(a, stream), fmt::format("{} {} (m={})", who, what_, m));
         return finish(out, x_in, bias_);

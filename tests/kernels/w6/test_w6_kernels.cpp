@@ -443,6 +443,11 @@ TEST_CASE("w6ax picks a back-end for every m") {
         MESSAGE("w6ax m=" << m << ": " << std::string(w6ax_choice_name(c)));
         CHECK((c == w6ax_choice::w6ax_choice_imma || c == w6ax_choice::w6ax_choice_btc));
     }
+    // The fused quantizer only where w6_imma can run it (m <= 8, 6- or 8-bit codes).
+    for (int m : {1, 2, 4, 8}) MESSAGE("w6ax fuses the quantizer at m=" << m << " on 4096 x 4096: " << w6ax_fuse_act(m, 4096, 4096, 6));
+    CHECK_FALSE(w6ax_fuse_act(9, 16, 128, 8));
+    CHECK_FALSE(w6ax_fuse_act(1, 16, 128, 4));
+    CHECK_FALSE(w6ax_fuse_act(1, 1 << 20, 1 << 20, 8)); // a huge layer: the separate quantizer
 }
 
 } // TEST_SUITE
