@@ -406,7 +406,7 @@ int main(int argc, char **argv) {
         if (stream_sweep) continue;
         for (int m : m_list)
             for (backend b : all) {
-                if (b == backend::imma_fq && !w6_imma_fuses_act(m)) continue; // decode sizes only
+                if (b == backend::imma_fq && !w6_imma_fused_supports(m, s.a_bits).ok()) continue; // decode sizes only
                 const std::string name = std::string(backend_name(b)) + "/" + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
                 benchmark::RegisterBenchmark(name.c_str(), bench, b, s, m)
                     ->Args({m, s.n, s.k})

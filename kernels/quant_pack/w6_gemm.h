@@ -24,7 +24,7 @@ struct gemm_args {
     int32_t *group_acc = nullptr; // optional [m][n][G]: the exact per-group integers (tests)
     bool pdl = false;             // launched right after act_quant_*: overlap with it (Hopper PDL)
     bool allow_wgmma = true;      // w6_imma: false keeps the mma.sync path at every m (tests, comparisons)
-    // w6_imma, m <= 8 (w6_imma_fuses_act): fp16 activations [m, k], 16-byte aligned, quantized
+    // w6_imma, m <= 8 (w6_imma_fused_supports): fp16 activations [m, k], 16-byte aligned, quantized
     // inside the GEMM to a_bits (6 or 8) codes bit-identical to act_quant_int8's; act and
     // act_scales are then not read. No quantizer kernel runs before the GEMM.
     const __half *act_fp16 = nullptr;

@@ -91,7 +91,7 @@ __device__ __forceinline__ void bmma_and_acc(int32_t (&d)[4], uint32_t a0, uint3
 // ---------------------------------------------------------------------------------------------
 struct imma_mode {
     static constexpr int act_words = 8; // 32 activation bytes per lane per group
-    static constexpr int fused_tokens = 0, raw_words = 0; // activations arrive quantized (act_quant_int8)
+    static constexpr int raw_words = 0; // activations arrive quantized (act_quant_int8); > 0: fused, fp16 words per lane
     __device__ static void load_act(uint32_t (&a)[act_words], const kernel_params &p, int tok, int g, int t) {
         if (tok < p.m) {
             const uint4 *src = reinterpret_cast<const uint4 *>(static_cast<const int8_t *>(p.act) + size_t(tok) * p.k +
@@ -151,7 +151,6 @@ struct imma_mode {
 template <int P>
 struct imma_fused_mode : imma_mode {
     static_assert(P == 1 || P == 2 || P == 4 || P == 8, "tokens per decode block, rounded up to a power of two");
-    static constexpr int fused_tokens = P;
     static constexpr int lanes_per_token = 32 / P, values = 4 * P, raw_words = values / 2;
 
     // This lane's fp16 values of group g (zeros past the last token).
@@ -228,7 +227,7 @@ struct imma_fused_mode : imma_mode {
 template <int ABITS>
 struct btc_mode {
     static constexpr int act_words = ABITS;
-    static constexpr int fused_tokens = 0, raw_words = 0;
+    static constexpr int raw_words = 0;
     static constexpr btc_schedule<ABITS> sched{};
 
     __device__ static void load_act(uint32_t (&a)[act_words], const kernel_params &p, int tok, int g, int t) {
@@ -377,7 +376,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
     };
 
     // The activations' register pipeline: int8 codes and their scales, or (fused) raw fp16 values.
-    constexpr bool fused = Mode::fused_tokens > 0;
+    constexpr bool fused = Mode::raw_words > 0;
     static_assert(!fused || (TT == 1 && Cfg::WM == 1), "the fused quantizer serves one 8-token tile per warp");
     constexpr int RAW = fused ? Mode::raw_words : 1;  // (one unused word otherwise)
     uint32_t ab[STAGES][TT][AW];

@@ -142,7 +142,6 @@ packed_weights pack_tiles(const quantized_weights &w, Fill fill) {
     return p;
 }
 
-
 } // namespace
 
 packed_weights pack_weights_imma(const quantized_weights &w) {

@@ -16,12 +16,7 @@ status w6_imma_run(const gemm_args &args, cudaStream_t stream) {
     if (auto st = w6_imma_supports(args.m, args.n, args.k, args.a_bits); !st) return st;
     if (auto st = detail::check_args("w6_imma", args); !st) return st;
     if (args.act_fp16) {
-        if (!w6_imma_fuses_act(args.m))
-            return status::failure(status_code::unsupported_shape,
-                                   "w6_imma: the fused activation quantizer serves m <= 8 only (m=" + std::to_string(args.m) + "); quantize with act_quant_int8");
-        if (args.a_bits != 6 && args.a_bits != 8)
-            return status::failure(status_code::unsupported_option,
-                                   "w6_imma: the fused activation quantizer writes 6- or 8-bit codes (a_bits=" + std::to_string(args.a_bits) + ")");
+        if (auto st = w6_imma_fused_supports(args.m, args.a_bits); !st) return st;
         using detail::cfg_decode8, detail::imma_fused_mode;
         if (args.m == 1) return detail::launch_cfg<imma_fused_mode<1>, cfg_decode8>(args, stream);
         if (args.m == 2) return detail::launch_cfg<imma_fused_mode<2>, cfg_decode8>(args, stream);
@@ -32,7 +27,15 @@ status w6_imma_run(const gemm_args &args, cudaStream_t stream) {
     return detail::launch_by_m<detail::imma_mode>(args, stream);
 }
 
-bool w6_imma_fuses_act(int m) { return m >= 1 && m <= 8; }
+status w6_imma_fused_supports(int m, int a_bits) {
+    if (m < 1 || m > 8)
+        return status::failure(status_code::unsupported_shape,
+                               "w6_imma: the fused activation quantizer serves m <= 8 only (m=" + std::to_string(m) + "); quantize with act_quant_int8");
+    if (a_bits != 6 && a_bits != 8)
+        return status::failure(status_code::unsupported_option,
+                               "w6_imma: the fused activation quantizer writes 6- or 8-bit codes (a_bits=" + std::to_string(a_bits) + ")");
+    return status::success();
+}
 
 // Up to 32 tokens the mma.sync decode / mid configurations win (they stream the weights once);
 // from 33 on, a half-empty 128-token wgmma tile is already faster than mid32 on 16 of the 21

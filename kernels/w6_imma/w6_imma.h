@@ -24,9 +24,10 @@ bool w6_imma_uses_wgmma(int m, bool allow_wgmma = true);
 inline int8_order w6_imma_act_order(int m, bool allow_wgmma = true) {
     return w6_imma_uses_wgmma(m, allow_wgmma) ? int8_order::wgmma_k : int8_order::natural;
 }
-// Whether w6_imma_run can quantize the activations itself at m tokens (gemm_args::act_fp16): the
-// decode configuration (m <= 8), where the repeated quantization per row tile stays cheap.
-bool w6_imma_fuses_act(int m);
+// Whether w6_imma_run can quantize the activations itself (gemm_args::act_fp16), and why not: the
+// decode configuration (m <= 8), where the repeated quantization per row tile stays cheap, and
+// 6- or 8-bit codes (act_quant_int8's).
+status w6_imma_fused_supports(int m, int a_bits);
 // The configuration w6_imma_run uses at m tokens (benchmark labels): "wgmma" or w6_config_name(m).
 inline const char *w6_imma_config_name(int m) { return w6_imma_uses_wgmma(m) ? "wgmma" : w6_config_name(m); }
 

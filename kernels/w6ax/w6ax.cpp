@@ -21,7 +21,7 @@ const char *w6ax_choice_name(w6ax_choice c) { return c == w6ax_choice::w6ax_choi
 bool w6ax_may_use_btc(int, int, int a_bits) { return btc_max_m(a_bits) > 0; }
 
 bool w6ax_fuse_act(int m, int n, int k, int a_bits) {
-    if ((a_bits != 6 && a_bits != 8) || !w6_imma_fuses_act(m)) return false;
+    if (!w6_imma_fused_supports(m, a_bits).ok()) return false;
     for (const auto &row : w6ax_fuse)
         if (m <= row.max_m) return (long long)n * k <= row.max_nk;
     return false;
