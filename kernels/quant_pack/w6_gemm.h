@@ -33,4 +33,12 @@ struct gemm_args {
 // Which kernel configuration a call uses (for benchmark labels and the crossover table).
 const char *w6_config_name(int m);
 
+// decode8 (m <= 8): how many warps of a block split the K groups of its 16-row tile (4, 3, 2 or
+// 1). The largest of 4, 3, 2 whose grid is resident at once (row tiles x warps <= 24 warps on each
+// of sm_count SMs): a grid just above one wave leaves a tail in which too few warps stream the
+// weights (LLaMA-2-13B gate_up, 864 tiles, ran 11% faster at 3 than at 4 on the H100). When
+// none fits, 1 at m = 1 (one wave of one-warp blocks) and 4 otherwise (measured: at m = 8 the
+// one-warp blocks were 4% slower on the 28672-row layers, at m = 4 within 1.5%).
+int decode8_k_split(int m, int n, int sm_count);
+
 } // namespace qb::w6

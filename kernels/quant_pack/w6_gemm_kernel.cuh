@@ -28,6 +28,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace qb::w6::detail {
@@ -567,6 +568,10 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
 // decode8 splits K only when each warp keeps >= 8 groups: on the H100 4096 x 4096 and 5120 x 5120
 // (32 and 40 groups) ran 4-9% faster unsplit at M = 1-8, 4096 x 11008 (86 groups) 10-15% slower.
 using cfg_decode8 = tile_config<1, 1, 1, 1, 4, 2, 6, 2, 8>;
+// decode8 with KS warps per block (decode8_k_split): the same 80-register, 24-warps-per-SM budget.
+template <int KS>
+using cfg_decode8_ks = tile_config<1, 1, 1, 1, KS, 2, 24 / KS, 2, 8>;
+static_assert(std::is_same_v<cfg_decode8, cfg_decode8_ks<4>>);
 using cfg_decode16 = tile_config<2, 2, 1, 1, 4, 2, 3, 2>;
 using cfg_mid32 = tile_config<1, 4, 1, 1, 4, 2, 2>;
 using cfg_tiled = tile_config<2, 4, 2, 4, 1, 1, 1>;
@@ -651,8 +656,18 @@ inline status check_args(const char *who, const gemm_args &a) {
 }
 
 template <class Mode>
+status launch_decode8(const gemm_args &a, cudaStream_t stream) {
+    switch (decode8_k_split(a.m, a.n, current_device_sm_count())) {
+    case 1: return launch_cfg<Mode, cfg_decode8_ks<1>>(a, stream);
+    case 2: return launch_cfg<Mode, cfg_decode8_ks<2>>(a, stream);
+    case 3: return launch_cfg<Mode, cfg_decode8_ks<3>>(a, stream);
+    default: return launch_cfg<Mode, cfg_decode8>(a, stream);
+    }
+}
+
+template <class Mode>
 status launch_by_m(const gemm_args &a, cudaStream_t stream) {
-    if (a.m <= 8) return launch_cfg<Mode, cfg_decode8>(a, stream);
+    if (a.m <= 8) return launch_decode8<Mode>(a, stream);
     if (a.m <= 32) return launch_cfg<Mode, cfg_decode16>(a, stream);
     if (a.m <= 64) return launch_cfg<Mode, cfg_mid32>(a, stream);
     return launch_cfg<Mode, cfg_tiled>(a, stream);

@@ -17,11 +17,11 @@ status w6_imma_run(const gemm_args &args, cudaStream_t stream) {
     if (auto st = detail::check_args("w6_imma", args); !st) return st;
     if (args.act_fp16) {
         if (auto st = w6_imma_fused_supports(args.m, args.a_bits); !st) return st;
-        using detail::cfg_decode8, detail::imma_fused_mode;
-        if (args.m == 1) return detail::launch_cfg<imma_fused_mode<1>, cfg_decode8>(args, stream);
-        if (args.m == 2) return detail::launch_cfg<imma_fused_mode<2>, cfg_decode8>(args, stream);
-        if (args.m <= 4) return detail::launch_cfg<imma_fused_mode<4>, cfg_decode8>(args, stream);
-        return detail::launch_cfg<imma_fused_mode<8>, cfg_decode8>(args, stream);
+        using detail::launch_decode8, detail::imma_fused_mode;
+        if (args.m == 1) return launch_decode8<imma_fused_mode<1>>(args, stream);
+        if (args.m == 2) return launch_decode8<imma_fused_mode<2>>(args, stream);
+        if (args.m <= 4) return launch_decode8<imma_fused_mode<4>>(args, stream);
+        return launch_decode8<imma_fused_mode<8>>(args, stream);
     }
     if (w6_imma_uses_wgmma(args.m, args.allow_wgmma)) return detail::w6_imma_wgmma_launch(args, stream);
     return detail::launch_by_m<detail::imma_mode>(args, stream);
@@ -41,6 +41,13 @@ status w6_imma_fused_supports(int m, int a_bits) {
 // from 33 on, a half-empty 128-token wgmma tile is already faster than mid32 on 16 of the 21
 // benchmark shapes at m = 64 (results/kernels/h100_summary.csv, m = 64 vs 128).
 bool w6_imma_uses_wgmma(int m, bool allow_wgmma) { return allow_wgmma && m > 32 && detail::wgmma_available(); }
+
+int decode8_k_split(int m, int n, int sm_count) {
+    const long long tiles = row_tiles(n), resident_warps = 24LL * sm_count;
+    for (int ks = 4; ks >= 2; --ks)
+        if (tiles * ks <= resident_warps) return ks;
+    return m == 1 && tiles <= resident_warps ? 1 : 4;
+}
 
 const char *w6_config_name(int m) { return m <= 8 ? "decode8" : m <= 32 ? "decode16" : m <= 64 ? "mid32" : "tiled"; }
 
