@@ -33,12 +33,17 @@ struct gemm_args {
 // Which kernel configuration a call uses (for benchmark labels and the crossover table).
 const char *w6_config_name(int m);
 
-// decode8 (m <= 8): how many warps of a block split the K groups of its 16-row tile (4, 3, 2 or
-// 1). The largest of 4, 3, 2 whose grid is resident at once (row tiles x warps <= 24 warps on each
-// of sm_count SMs): a grid just above one wave leaves a tail in which too few warps stream the
-// weights (LLaMA-2-13B gate_up, 864 tiles, ran 11% faster at 3 than at 4 on the H100). When
-// none fits, 1 at m = 1 (one wave of one-warp blocks) and 4 otherwise (measured: at m = 8 the
+// decode8 (m <= 8): how many warps of a block split the K groups of its 16-row tile (8, 6, 4, 3,
+// 2 or 1), so that the grid keeps as many warps streaming as the SMs hold (24 per SM, 80
+// registers each). Layers of few row tiles take 8 or 6 warps per block while the whole grid
+// stays resident and every warp keeps decode8_min_groups_per_warp groups: on an H200 (132 SMs)
+// that made LLaMA-2-70B down (512 tiles, 6 warps) 11% faster at m = 8 and 4096 x 4096 (256
+// tiles, 8 warps) 15%, against 4 warps per block. Otherwise the largest of 4, 3, 2 whose grid is
+// resident at once: a grid just above one wave leaves a tail in which too few warps stream the
+// weights (LLaMA-2-13B gate_up, 864 tiles, ran 11% faster at 3 than at 4 on the H100). When none
+// fits, 1 at m = 1 (one wave of one-warp blocks) and 4 otherwise (measured: at m = 8 the
 // one-warp blocks were 4% slower on the 28672-row layers, at m = 4 within 1.5%).
-int decode8_k_split(int m, int n, int sm_count);
+inline constexpr int decode8_min_groups_per_warp = 4;
+int decode8_k_split(int m, int n, int groups, int sm_count);
 
 } // namespace qb::w6

@@ -568,7 +568,8 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
 // decode8 splits K only when each warp keeps >= 8 groups: on the H100 4096 x 4096 and 5120 x 5120
 // (32 and 40 groups) ran 4-9% faster unsplit at M = 1-8, 4096 x 11008 (86 groups) 10-15% slower.
 using cfg_decode8 = tile_config<1, 1, 1, 1, 4, 2, 6, 2, 8>;
-// decode8 with KS warps per block (decode8_k_split): the same 80-register, 24-warps-per-SM budget.
+// decode8 with KS warps per block (decode8_k_split): the same 80-register, 24-warps-per-SM budget
+// (and the same 90 KB of shared memory per SM: KS rings of 3 KB per block).
 template <int KS>
 using cfg_decode8_ks = tile_config<1, 1, 1, 1, KS, 2, 24 / KS, 2, 8>;
 static_assert(std::is_same_v<cfg_decode8, cfg_decode8_ks<4>>);
@@ -657,10 +658,12 @@ inline status check_args(const char *who, const gemm_args &a) {
 
 template <class Mode>
 status launch_decode8(const gemm_args &a, cudaStream_t stream) {
-    switch (decode8_k_split(a.m, a.n, current_device_sm_count())) {
+    switch (decode8_k_split(a.m, a.n, a.k / group_size, current_device_sm_count())) {
     case 1: return launch_cfg<Mode, cfg_decode8_ks<1>>(a, stream);
     case 2: return launch_cfg<Mode, cfg_decode8_ks<2>>(a, stream);
     case 3: return launch_cfg<Mode, cfg_decode8_ks<3>>(a, stream);
+    case 6: return launch_cfg<Mode, cfg_decode8_ks<6>>(a, stream);
+    case 8: return launch_cfg<Mode, cfg_decode8_ks<8>>(a, stream);
     default: return launch_cfg<Mode, cfg_decode8>(a, stream);
     }
 }

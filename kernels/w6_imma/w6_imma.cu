@@ -42,8 +42,10 @@ status w6_imma_fused_supports(int m, int a_bits) {
 // benchmark shapes at m = 64 (results/kernels/h100_summary.csv, m = 64 vs 128).
 bool w6_imma_uses_wgmma(int m, bool allow_wgmma) { return allow_wgmma && m > 32 && detail::wgmma_available(); }
 
-int decode8_k_split(int m, int n, int sm_count) {
+int decode8_k_split(int m, int n, int groups, int sm_count) {
     const long long tiles = row_tiles(n), resident_warps = 24LL * sm_count;
+    for (int ks : {8, 6})
+        if (tiles * ks <= resident_warps && groups >= decode8_min_groups_per_warp * ks) return ks;
     for (int ks = 4; ks >= 2; --ks)
         if (tiles * ks <= resident_warps) return ks;
     return m == 1 && tiles <= resident_warps ? 1 : 4;

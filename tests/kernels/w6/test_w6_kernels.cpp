@@ -6,7 +6,8 @@
 //     reference for m in {1, 3, 8, 12, 16, 17, 33, 64, 65, 118, 200} (every kernel configuration
 //     and its token tails), n residues (37, 100), k residues (128, 384, 1152); outputs poisoned
 //     (0xFFFF = fp16 NaN) before each launch;
-//   - decode8's K split per block (decode8_k_split: 4, 3, 2 or 1 warps) on layers of many row tiles;
+//   - decode8's K split per block (decode8_k_split: 8, 6, 4, 3, 2 or 1 warps) on layers of few and
+//     of many row tiles;
 //   - fp16 outputs within a stated tolerance of the double-precision reference, with tiny and huge
 //     scales; w6_imma and flexq_btc agree; cuBLASLt W8A8 and the legacy call against the CPU.
 // One line per failure: identity, metric, value, threshold.
@@ -360,35 +361,63 @@ TEST_CASE("w6 kernels: LLaMA-7B shapes at decode sizes, bit-exact") {
         }
 }
 
+// One decode8 problem that decode8_k_split gives ks warps per block: w6_imma, flexq_btc and the
+// fused quantizer bit-exact, the fused path's fp16 outputs identical to the unfused path's.
+static void check_decode8_split(int ks, int m, int n, int k, int a_bits, int sms, std::mt19937 &rng) {
+    REQUIRE(decode8_k_split(m, n, k / 128, sms) == ks);
+    auto w = random_weights(n, k, rng, 0.002f, 0.05f);
+    auto x = random_x(m, k, rng, 3.f);
+    auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+    std::vector<uint16_t> out_imma, out_fused;
+    const auto ri = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_imma);
+    const auto rb = run_case("flexq_btc", m, n, k, a_bits, w, qa);
+    const auto rf = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_fused, true, &x);
+    const std::string id = "ks=" + std::to_string(ks) + " a" + std::to_string(a_bits) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
+    CHECK_MESSAGE(ri.acc_mismatch + ri.out_fail == 0, "w6_imma " << id);
+    CHECK_MESSAGE(rb.acc_mismatch + rb.out_fail == 0, "flexq_btc " << id);
+    CHECK_MESSAGE(rf.acc_mismatch == 0, "w6_imma fused " << id);
+    CHECK_MESSAGE(out_fused == out_imma, "w6_imma fused " << id << ": fp16 outputs differ from the unfused path");
+}
+
+static int sm_count() {
+    int sms = 0;
+    REQUIRE(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0) == cudaSuccess);
+    return sms;
+}
+
 TEST_CASE("decode8 with 3, 2 and 1 warps per block (layers of many row tiles), bit-exact, fused too") {
     // decode8_k_split depends on the SM count: pick, on this GPU, row-tile counts that select each
     // split (n 5 rows short of whole tiles), and K groups that leave some warps without a group.
-    int sms = 0;
-    REQUIRE(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0) == cudaSuccess);
+    const int sms = sm_count();
     std::mt19937 rng(29);
     int problems = 0;
     for (const int ks : {3, 2, 1}) {
         const int n = 16 * (24 * sms / ks) - 5;
         for (const int k : {256, 640})
             for (const int m : ks == 1 ? std::vector<int>{1} : std::vector<int>{1, 2, 5, 8}) {
-                REQUIRE(decode8_k_split(m, n, sms) == ks);
-                const int a_bits = k == 640 ? 8 : 6;
-                auto w = random_weights(n, k, rng, 0.002f, 0.05f);
-                auto x = random_x(m, k, rng, 3.f);
-                auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
-                std::vector<uint16_t> out_imma, out_fused;
-                const auto ri = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_imma);
-                const auto rb = run_case("flexq_btc", m, n, k, a_bits, w, qa);
-                const auto rf = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_fused, true, &x);
-                const std::string id = "ks=" + std::to_string(ks) + " a" + std::to_string(a_bits) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
-                CHECK_MESSAGE(ri.acc_mismatch + ri.out_fail == 0, "w6_imma " << id);
-                CHECK_MESSAGE(rb.acc_mismatch + rb.out_fail == 0, "flexq_btc " << id);
-                CHECK_MESSAGE(rf.acc_mismatch == 0, "w6_imma fused " << id);
-                CHECK_MESSAGE(out_fused == out_imma, "w6_imma fused " << id << ": fp16 outputs differ from the unfused path");
+                check_decode8_split(ks, m, n, k, k == 640 ? 8 : 6, sms, rng);
                 ++problems;
             }
     }
     MESSAGE("decode8 K splits 3 / 2 / 1: " << problems << " problems");
+}
+
+TEST_CASE("decode8 with 8 and 6 warps per block (layers of few row tiles), bit-exact, fused too") {
+    // The most row tiles each split keeps resident on this GPU (n 5 rows short of whole tiles), and
+    // just enough K groups for it plus a remainder, so that some warps run one group more.
+    const int sms = sm_count();
+    std::mt19937 rng(31);
+    int problems = 0;
+    for (const int ks : {8, 6}) {
+        const int n = 16 * (24 * sms / ks) - 5;
+        const int groups = decode8_min_groups_per_warp * ks + ks / 2 + 1;
+        REQUIRE(decode8_k_split(1, n, decode8_min_groups_per_warp * ks - 1, sms) != ks); // too few groups for this split
+        for (const int m : {1, 3, 8}) {
+            check_decode8_split(ks, m, n, 128 * groups, m == 3 ? 8 : 6, sms, rng);
+            ++problems;
+        }
+    }
+    MESSAGE("decode8 K splits 8 / 6: " << problems << " problems");
 }
 
 TEST_CASE("w6_imma: prefill sizes over long K (many pipeline rounds), bit-exact") {
