@@ -34,7 +34,7 @@ import sys
 from collections import defaultdict
 
 HEADER = ["backend", "m", "n", "k", "a_bits", "us", "tbps", "roofline_pct", "x_cublaslt_w8a8", "x_fp16", "x_cublas_legacy"]
-PEAK_TBPS = 3.0  # set from --peak-tbps in main()
+PEAK_TBPS = 3.0  # both set from the command line in main(); these are the defaults
 GPU_TAG = "h100"
 DECODE_M = (1, 4, 8)
 QUANT_M = (1, 2, 4, 8)  # the quantizer table: every decode M the fused layer is measured at
@@ -303,15 +303,15 @@ def plot(summary, path):
 
 
 def main():
+    global PEAK_TBPS, GPU_TAG
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json", nargs="+", help="benchmark JSON (.json or .json.gz); several runs of one build combine")
     ap.add_argument("--out-dir", default=None)
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--no-crossover", action="store_true")
-    ap.add_argument("--gpu", default="h100", help="file prefix and title (h100, h200)")
-    ap.add_argument("--peak-tbps", type=float, default=3.0, help="the W6 roofline's bandwidth, TB/s")
+    ap.add_argument("--gpu", default=GPU_TAG, help="file prefix and title (h100, h200)")
+    ap.add_argument("--peak-tbps", type=float, default=PEAK_TBPS, help="the W6 roofline's bandwidth, TB/s")
     a = ap.parse_args()
-    global PEAK_TBPS, GPU_TAG
     PEAK_TBPS, GPU_TAG = a.peak_tbps, a.gpu
     if a.gpu != "h100" and not a.no_crossover:
         sys.exit("the w6ax crossover header is generated from H100 runs only: add --no-crossover")

@@ -44,10 +44,8 @@ bool w6_imma_uses_wgmma(int m, bool allow_wgmma) { return allow_wgmma && m > 32 
 
 int decode8_k_split(int m, int n, int groups, int sm_count) {
     const long long tiles = row_tiles(n), resident_warps = 24LL * sm_count;
-    for (int ks : {8, 6})
-        if (tiles * ks <= resident_warps && groups >= decode8_min_groups_per_warp * ks) return ks;
-    for (int ks = 4; ks >= 2; --ks)
-        if (tiles * ks <= resident_warps) return ks;
+    for (int ks : {8, 6, 4, 3, 2})
+        if (tiles * ks <= resident_warps && (ks <= 4 || groups >= decode8_min_groups_per_warp * ks)) return ks;
     return m == 1 && tiles <= resident_warps ? 1 : 4;
 }
 

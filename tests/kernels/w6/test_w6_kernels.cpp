@@ -12,6 +12,7 @@
 //     scales; w6_imma and flexq_btc agree; cuBLASLt W8A8 and the legacy call against the CPU.
 // One line per failure: identity, metric, value, threshold.
 #include "act_code_exhaustive.h"
+#include "common/device_info.h"
 #include "cublas_gemm/cublas_gemm.h"
 #include "flexq_btc/flexq_btc.h"
 #include "quant_pack/act_quant.h"
@@ -379,16 +380,10 @@ static void check_decode8_split(int ks, int m, int n, int k, int a_bits, int sms
     CHECK_MESSAGE(out_fused == out_imma, "w6_imma fused " << id << ": fp16 outputs differ from the unfused path");
 }
 
-static int sm_count() {
-    int sms = 0;
-    REQUIRE(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0) == cudaSuccess);
-    return sms;
-}
-
 TEST_CASE("decode8 with 3, 2 and 1 warps per block (layers of many row tiles), bit-exact, fused too") {
     // decode8_k_split depends on the SM count: pick, on this GPU, row-tile counts that select each
     // split (n 5 rows short of whole tiles), and K groups that leave some warps without a group.
-    const int sms = sm_count();
+    const int sms = qb::cuda::current_device_sm_count(); // what launch_decode8 sizes the split by
     std::mt19937 rng(29);
     int problems = 0;
     for (const int ks : {3, 2, 1}) {
@@ -405,7 +400,7 @@ TEST_CASE("decode8 with 3, 2 and 1 warps per block (layers of many row tiles), b
 TEST_CASE("decode8 with 8 and 6 warps per block (layers of few row tiles), bit-exact, fused too") {
     // The most row tiles each split keeps resident on this GPU (n 5 rows short of whole tiles), and
     // just enough K groups for it plus a remainder, so that some warps run one group more.
-    const int sms = sm_count();
+    const int sms = qb::cuda::current_device_sm_count(); // what launch_decode8 sizes the split by
     std::mt19937 rng(31);
     int problems = 0;
     for (const int ks : {8, 6}) {
