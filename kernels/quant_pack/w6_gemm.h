@@ -45,5 +45,14 @@ const char *w6_config_name(int m);
 // one-warp blocks were 4% slower on the 28672-row layers, at m = 4 within 1.5%).
 inline constexpr int decode8_min_groups_per_warp = 4;
 int decode8_k_split(int m, int n, int groups, int sm_count);
+// decode8, w6_imma with quantized activations: 2 (two row tiles per warp, 2 warps per block, 8
+// blocks per SM: 16 warps of 128 registers) on layers of so many row tiles that no K split keeps
+// the grid of one-tile warps resident at m >= 2 (decode8_k_split's fallback to 4 warps), while
+// the grid of two-tile warps is; 1 otherwise. The activations then come from L2 once per two
+// tiles: on an H200, LLaMA-2-70B gate_up and OPT-30B fc1 (1792 tiles, 28672 rows) ran 11-14%
+// faster at m = 2 / 4 / 8 than with 4-warp blocks over 2.26 waves; at m = 1 the one wave of
+// one-warp blocks stayed 1-3% faster. Smaller layers were slower with two tiles per warp (fewer
+// warps streaming), so they keep one. (flexq_btc and the fused quantizer keep one tile per warp.)
+int decode8_row_tiles_per_warp(int m, int n, int sm_count);
 
 } // namespace qb::w6

@@ -573,6 +573,9 @@ using cfg_decode8 = tile_config<1, 1, 1, 1, 4, 2, 6, 2, 8>;
 template <int KS>
 using cfg_decode8_ks = tile_config<1, 1, 1, 1, KS, 2, 24 / KS, 2, 8>;
 static_assert(std::is_same_v<cfg_decode8, cfg_decode8_ks<4>>);
+// decode8 with two row tiles per warp (decode8_row_tiles_per_warp): 2 warps split K, 8 blocks of
+// 128 registers per SM (at 96-112 registers, i.e. 20-24 such warps per SM, ptxas spills).
+using cfg_decode8_rt2 = tile_config<2, 1, 1, 1, 2, 2, 8, 2, 8>;
 using cfg_decode16 = tile_config<2, 2, 1, 1, 4, 2, 3, 2>;
 using cfg_mid32 = tile_config<1, 4, 1, 1, 4, 2, 2>;
 using cfg_tiled = tile_config<2, 4, 2, 4, 1, 1, 1>;
@@ -658,7 +661,10 @@ inline status check_args(const char *who, const gemm_args &a) {
 
 template <class Mode>
 status launch_decode8(const gemm_args &a, cudaStream_t stream) {
-    switch (decode8_k_split(a.m, a.n, a.k / group_size, current_device_sm_count())) {
+    const int sms = current_device_sm_count();
+    if constexpr (std::is_same_v<Mode, imma_mode>)
+        if (decode8_row_tiles_per_warp(a.m, a.n, sms) == 2) return launch_cfg<Mode, cfg_decode8_rt2>(a, stream);
+    switch (decode8_k_split(a.m, a.n, a.k / group_size, sms)) {
     case 1: return launch_cfg<Mode, cfg_decode8_ks<1>>(a, stream);
     case 2: return launch_cfg<Mode, cfg_decode8_ks<2>>(a, stream);
     case 3: return launch_cfg<Mode, cfg_decode8_ks<3>>(a, stream);

@@ -49,6 +49,12 @@ int decode8_k_split(int m, int n, int groups, int sm_count) {
     return m == 1 && tiles <= resident_warps ? 1 : 4;
 }
 
+int decode8_row_tiles_per_warp(int m, int n, int sm_count) {
+    const long long tiles = row_tiles(n);
+    const bool split_fits = tiles * 2 <= 24LL * sm_count; // decode8_k_split finds a resident split
+    return m >= 2 && !split_fits && (tiles + 1) / 2 * 2 <= 16LL * sm_count ? 2 : 1;
+}
+
 const char *w6_config_name(int m) { return m <= 8 ? "decode8" : m <= 32 ? "decode16" : m <= 64 ? "mid32" : "tiled"; }
 
 } // namespace qb::w6

@@ -415,6 +415,33 @@ TEST_CASE("decode8 with 8 and 6 warps per block (layers of few row tiles), bit-e
     MESSAGE("decode8 K splits 8 / 6: " << problems << " problems");
 }
 
+TEST_CASE("decode8 with two row tiles per warp (layers of more row tiles than a K split keeps resident), bit-exact") {
+    // An odd number of row tiles (the last warp's second tile is padding) just above what the
+    // 2-warp split keeps resident on this GPU, n 5 rows short of whole tiles; K of 2 and 5 groups
+    // (with 2 warps splitting K, one warp runs a group more or has none).
+    const int sms = qb::cuda::current_device_sm_count(); // what launch_decode8 sizes the choice by
+    const int tiles = (12 * sms + 7) | 1, n = 16 * tiles - 5;
+    REQUIRE(decode8_row_tiles_per_warp(1, n, sms) == 1);           // m = 1 keeps one-warp blocks
+    REQUIRE(decode8_row_tiles_per_warp(2, 16 * 12 * sms, sms) == 1); // a 2-warp split is resident
+    std::mt19937 rng(37);
+    int problems = 0;
+    for (const int k : {256, 640})
+        for (const int m : {2, 5, 8}) {
+            REQUIRE(decode8_row_tiles_per_warp(m, n, sms) == 2);
+            const int a_bits = m == 5 ? 6 : 8;
+            auto w = random_weights(n, k, rng, 0.002f, 0.05f);
+            auto x = random_x(m, k, rng, 3.f);
+            auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
+            const auto ri = run_case("w6_imma", m, n, k, a_bits, w, qa);
+            const auto rb = run_case("flexq_btc", m, n, k, a_bits, w, qa); // one row tile per warp
+            const std::string id = "a" + std::to_string(a_bits) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
+            CHECK_MESSAGE(ri.acc_mismatch + ri.out_fail == 0, "w6_imma " << id);
+            CHECK_MESSAGE(rb.acc_mismatch + rb.out_fail == 0, "flexq_btc " << id);
+            ++problems;
+        }
+    MESSAGE("decode8 with two row tiles per warp: " << problems << " problems");
+}
+
 TEST_CASE("w6_imma: prefill sizes over long K (many pipeline rounds), bit-exact") {
     // 64 groups cycle the wgmma path's 4-stage ring 16 times; several row blocks and token tiles.
     std::mt19937 rng(19);
