@@ -4,7 +4,9 @@
 # and carried in .carry/kernels together with the libbenchmark they link). The full build +
 # every test suite is scripts/gpu-check.sh; this is the kernels-only fast path.
 #   local:  kernels/bench/stage_carry.sh        (copies binaries to .carry/kernels)
-#   device: QBENCH_GIT_COMMIT=<sha> kernels/bench/run_device.sh [--bench-filter REGEX] [--no-bench] [--ncu]
+#   device: QBENCH_GIT_COMMIT=<sha> kernels/bench/run_device.sh [--bench-filter REGEX] [--runs N] [--no-bench] [--ncu]
+# --runs N: N full benchmark runs back to back, bench_kernels_<sha>_run<i>.json each, gzipped
+# (scripts/kernels_summary.py combines them: the median of the runs' medians).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-$PWD/gpu-out}
@@ -12,10 +14,12 @@ mkdir -p "$out"
 bin=.carry/kernels
 filter="."
 bench=1
+runs=1
 ncu=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bench-filter) filter="$2"; shift ;;
+    --runs) runs="$2"; shift ;;
     --no-bench) bench=0 ;;
     --ncu) ncu=1 ;;
     *) echo "unknown argument $1"; exit 2 ;;
@@ -39,8 +43,13 @@ fi
 timeout 60 $bin/bench_kernels --check 2>&1 | tee "$out/bench_check.txt" || rc=1
 if [ $bench -eq 1 ]; then
   commit=${QBENCH_GIT_COMMIT:-unknown}
-  timeout 420 $bin/bench_kernels --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
-    --benchmark_out="$out/bench_kernels_${commit:0:12}.json" --benchmark_out_format=json > "$out/bench_kernels.txt" 2>&1 || rc=1
+  for r in $(seq 1 "$runs"); do
+    json="$out/bench_kernels_${commit:0:12}.json"
+    [ "$runs" -gt 1 ] && json="$out/bench_kernels_${commit:0:12}_run$r.json"
+    timeout 420 $bin/bench_kernels --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+      --benchmark_out="$json" --benchmark_out_format=json > "$out/bench_kernels.txt" 2>&1 || rc=1
+    [ "$runs" -gt 1 ] && gzip -f "$json"
+  done
   grep -c median "$out/bench_kernels.txt"
   grep -E "ERROR|error" "$out/bench_kernels.txt" | head -10
   grep -E "median" "$out/bench_kernels.txt" | grep -E "/(o|down)/a./m:(1|8)/" | grep "llama-2-70b" | head -40
