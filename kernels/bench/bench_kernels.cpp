@@ -385,7 +385,7 @@ int main(int argc, char **argv) {
     check_or_die(cudaMemset(g->flush_buf, 1, g->flush_bytes), "flush buffer init");
     g->sink = dev_alloc<uint32_t>(1);
     qb::cuda::add_benchmark_context("cold: 2x L2 read pass (clean lines) before every timed launch");
-    benchmark::AddCustomContext("w6ax_crossover", w6ax_crossover_source);
+    benchmark::AddCustomContext("w6ax_crossover", w6ax_tables_source());
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
     const backend all[] = {backend::fp16,  backend::lt_w8a8,   backend::legacy,    backend::imma,    backend::btc,  backend::w6ax,
                            backend::act_quant, backend::imma_aq, backend::btc_aq, backend::w6ax_aq, backend::lt_aq, backend::imma_fq};

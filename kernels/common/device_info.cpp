@@ -125,4 +125,14 @@ int current_device_cc() {
     return cc;
 }
 
+const std::string &current_device_name() {
+    static const std::string name = [] {
+        int dev = 0;
+        cudaDeviceProp prop{};
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return std::string();
+        return std::string(prop.name);
+    }();
+    return name;
+}
+
 } // namespace qb::cuda

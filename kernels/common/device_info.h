@@ -36,5 +36,7 @@ cuda_environment query_cuda_environment();
 // fails). Compute capability as 10 * major + minor (90 on Hopper; 0 when the query fails).
 int current_device_sm_count();
 int current_device_cc();
+// Its name ("NVIDIA H200"; "" when the query fails), e.g. to pick a table measured on that GPU.
+const std::string &current_device_name();
 
 } // namespace qb::cuda

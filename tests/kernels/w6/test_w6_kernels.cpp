@@ -533,4 +533,24 @@ TEST_CASE("w6ax picks a back-end for every m") {
     CHECK_FALSE(w6ax_fuse_act(1, 1 << 20, 1 << 20, 8)); // a huge layer: the separate quantizer
 }
 
+TEST_CASE("w6ax decides by the tables measured on this GPU, the H100's where there are none") {
+    const std::string h100 = w6ax_tables_source_on("NVIDIA H100 80GB HBM3"), h200 = w6ax_tables_source_on("NVIDIA H200");
+    CHECK(h100.find("H100") != std::string::npos);
+    CHECK(h200.find("H200") != std::string::npos);
+    CHECK(std::string(w6ax_tables_source_on("NVIDIA A100-SXM4-80GB")) == h100); // no tables of its own
+    const std::string &gpu = qb::cuda::current_device_name();
+    MESSAGE("w6ax on " << gpu << ": " << w6ax_tables_source());
+    CHECK(std::string(w6ax_tables_source()) == w6ax_tables_source_on(gpu));
+    // The current device decides by its own tables; how often the two GPUs' tables disagree on a
+    // few benchmark layers is informational (they are regenerated from each GPU's runs).
+    int differ = 0;
+    for (int m : {1, 2, 4, 8})
+        for (long long nk : {4096LL * 4096, 5120LL * 5120, 11008LL * 4096, 28672LL * 8192}) {
+            const int n = int(nk / 4096), k = 4096;
+            differ += w6ax_fuse_act_on("NVIDIA H100 80GB HBM3", m, n, k, 6) != w6ax_fuse_act_on("NVIDIA H200", m, n, k, 6);
+            CHECK(w6ax_fuse_act(m, n, k, 6) == w6ax_fuse_act_on(gpu, m, n, k, 6));
+        }
+    MESSAGE("H100 and H200 tables differ on " << differ << " of 16 (m, layer) fuse decisions");
+}
+
 } // TEST_SUITE
