@@ -539,7 +539,7 @@ TEST_CASE("w6ax decides by the tables measured on this GPU, the H100's where the
     CHECK(h200.find("H200") != std::string::npos);
     CHECK(std::string(w6ax_tables_source_on("NVIDIA A100-SXM4-80GB")) == h100); // no tables of its own
     const std::string &gpu = qb::cuda::current_device_name();
-    MESSAGE("w6ax on " << gpu << ": " << w6ax_tables_source());
+    MESSAGE("w6ax on " << gpu << ": " << std::string(w6ax_tables_source()));
     CHECK(std::string(w6ax_tables_source()) == w6ax_tables_source_on(gpu));
     // The current device decides by its own tables; how often the two GPUs' tables disagree on a
     // few benchmark layers is informational (they are regenerated from each GPU's runs).
