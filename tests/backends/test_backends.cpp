@@ -111,7 +111,7 @@ TEST_CASE("every CUDA back-end agrees with torch_ref on a W6 g128 layer (NMSE by
                 auto out = be->bind(layer, at::kHalf)->forward(x).to(at::kFloat);
                 REQUIRE(out.sizes() == ref.sizes());
                 const double e = nmse(out, ref);
-                CHECK_MESSAGE(e < limit, be_name << " m=" << m << " " << name << ": nmse " << e << " > " << limit);
+                CHECK_MESSAGE(e < limit, std::string(be_name) << " m=" << m << " " << std::string(name) << ": nmse " << e << " > " << limit);
                 CHECK(out.abs().sum().item<double>() > 0);
                 // Same integers, same fp32 scaling: the W6 back-ends agree to fp16 rounding.
                 if (prev.defined()) CHECK_MESSAGE(at::allclose(out, prev, 4e-3, 1e-3), be_name << " differs from the previous W6 back-end");

@@ -138,7 +138,7 @@ case_result run_case(const char *who, int m, int n, int k, int a_bits, const qua
     auto acc = dacc.download();
     for (size_t i = 0; i < ref.size(); ++i)
         if (acc[i] != ref[i] && r.acc_mismatch++ < 3)
-            MESSAGE(std::string(who) << (wgmma ? " (wgmma)" : "") << (fused_x ? " (fused)" : "") << "/a" << a_bits << "/m=" << m << ",n=" << n << ",k=" << k << " group acc [" << i << "]: got " << acc[i] << " want "
+            MESSAGE((std::string(who) + (wgmma ? " (wgmma)" : "") + (fused_x ? " (fused)" : "")) << "/a" << a_bits << "/m=" << m << ",n=" << n << ",k=" << k << " group acc [" << i << "]: got " << acc[i] << " want "
                         << ref[i] << " FAIL");
     std::vector<double> abs_sum;
     auto ref_out = gemm_scale_ref_f64(ref, qa.scales.data(), w.scales.data(), m, n, k, &abs_sum);
