@@ -1,5 +1,5 @@
 // The W6Ax grouped GEMM interface shared by w6_imma and flexq_btc (torch-free):
-//   out[m, n] = sum_g float(acc[m, n, g]) * (sx[g, m] * float(sw[n, g]))   (fp16 out, fp32 math)
+//   out[m, n] = sum_g (float(acc[m, n, g]) * float(sw[n, g])) * sx[g, m]   (fp16 out, fp32 math)
 //   acc[m, n, g] = sum_{k in group g} qa[m, k] * qw[n, k]                   (exact int32)
 // Weights pre-packed (w6_layout.h), activations from act_quant.h. Any m >= 1, any n >= 1
 // (rows past n are padding in the packed tiles), k a multiple of 128.

@@ -9,7 +9,8 @@
 // registers (mid32, tiled) or through a per-warp cp.async ring in shared memory WST groups deep
 // (the decode configurations: faster there, measured); activations (small, L1/L2 resident) ride
 // a STAGES-deep register pipeline.
-// Per group: integer accumulators from the tensor cores (exact), then acc * (sx * sw) in fp32.
+// Per group: integer accumulators from the tensor cores (exact), then (acc * sw) * sx in fp32
+// (scaled_sum: no int -> float conversion instruction).
 // imma_fused_mode (decode8, m <= 8): the warp quantizes its fp16 activations itself instead of
 // reading act_quant_int8's codes (act_code.cuh), so that no quantizer kernel precedes the GEMM.
 //
@@ -32,6 +33,21 @@
 #include <utility>
 
 namespace qb::w6::detail {
+
+// The promotion's first step, round(sum * sw) for an exact integer sum with |sum| < 2^22, without
+// an int32 -> fp32 conversion instruction: the bits of sum added to those of magic = 1.5 * 2^23
+// are the fp32 value magic + sum exactly, and -magic * sw is exact for an sw of at most 22
+// significant bits (an fp16 scale times a power of two), so the one fma rounds the exact product
+// once, as float(sum) * sw would. IADD3 + FFMA instead of I2FP + FMUL: I2FP runs at about half the
+// FFMA rate (H200: 1.9 against 3.5 warp instructions per cycle per SM, kernels/bench/pipe_probe.cu);
+// the wgmma prefill kernel measured 1-2% faster with it, the rest unchanged (docs/kernels.md). Every caller's sums stay inside the
+// bound: a group is 128 products of weights in [-32, 31] (times 4 where imma bytes hold 4q) and
+// activations in [-128, 127], |sum| <= 128 * 128 * 128 = 2^21.
+constexpr float promote_magic = 12582912.0f;
+constexpr int32_t promote_magic_bits = 0x4B400000;
+__device__ __forceinline__ float scaled_sum(int32_t sum, float sw, float neg_magic_sw) {
+    return fmaf(__int_as_float(sum + promote_magic_bits), sw, neg_magic_sw);
+}
 
 // WST > 0: the weights go through a per-warp shared-memory ring of WST groups (cp.async) instead
 // of registers, so that the bytes in flight are not bounded by the register file; STAGES is then
@@ -92,6 +108,9 @@ __device__ __forceinline__ void bmma_and_acc(int32_t (&d)[4], uint32_t a0, uint3
 // ---------------------------------------------------------------------------------------------
 struct imma_mode {
     static constexpr int act_words = 8; // 32 activation bytes per lane per group
+    // group() leaves the sums in units of 2^sum_log2(): 4x here (bytes hold 4q), so the promotion
+    // scales by 1/4 (exact) instead of a shift per accumulator.
+    static constexpr int sum_log2() { return -2; }
     static constexpr int raw_words = 0; // activations arrive quantized (act_quant_int8); > 0: fused, fp16 words per lane
     __device__ static void load_act(uint32_t (&a)[act_words], const kernel_params &p, int tok, int g, int t) {
         if (tok < p.m) {
@@ -128,13 +147,6 @@ struct imma_mode {
         chunk<RT, TT, 1>(acc, w, a);
         chunk<RT, TT, 2>(acc, w, a);
         chunk<RT, TT, 3>(acc, w, a);
-        // Bytes held 4 * q: the sums are multiples of 4, the shift is exact.
-#pragma unroll
-        for (int rt = 0; rt < RT; ++rt)
-#pragma unroll
-            for (int tt = 0; tt < TT; ++tt)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) acc[rt][tt][e] >>= 2;
     }
 };
 
@@ -230,6 +242,7 @@ struct btc_mode {
     static constexpr int act_words = ABITS;
     static constexpr int raw_words = 0;
     static constexpr btc_schedule<ABITS> sched{};
+    static constexpr int sum_log2() { return level(0); } // the lowest level's remaining weight (0: plane pair (0, 0))
 
     __device__ static void load_act(uint32_t (&a)[act_words], const kernel_params &p, int tok, int g, int t) {
         if (tok < p.m) {
@@ -297,13 +310,14 @@ struct btc_mode {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[rt][tt][e] = neg[rt][tt][e] = 0;
         all_ops<RT, TT>(acc, neg, w, a, std::make_integer_sequence<int, sched.count>{});
-        constexpr int last = level(0); // the lowest level's remaining weight (0: plane pair (0, 0))
+        // The sum over 2^sum_log2 units (the lowest level's remaining weight, applied by the
+        // promotion's exact power-of-two scale instead of a shift here).
 #pragma unroll
         for (int rt = 0; rt < RT; ++rt)
 #pragma unroll
             for (int tt = 0; tt < TT; ++tt)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) acc[rt][tt][e] = (acc[rt][tt][e] - neg[rt][tt][e]) << last;
+                for (int e = 0; e < 4; ++e) acc[rt][tt][e] = acc[rt][tt][e] - neg[rt][tt][e];
     }
 };
 
@@ -397,24 +411,30 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
             }
         }
     };
-    // One K group of this warp: exact integers from the tensor cores, then acc * (sx * sw) in fp32.
+    // One K group of this warp: exact integers from the tensor cores, then (acc * sw) * sx in fp32.
     auto group = [&](const uint4 (&wf)[RT][3], const __half2 (&sw2)[RT], const uint32_t (&af)[TT][AW], const float2 (&sxc)[TT], int i) {
         int32_t acc[RT][TT][4];
         Mode::template group<RT, TT>(acc, wf, af);
 #pragma unroll
+        constexpr float unit = Mode::sum_log2() >= 0 ? float(1 << Mode::sum_log2()) : 1.0f / float(1 << -Mode::sum_log2());
         for (int rt = 0; rt < RT; ++rt) {
             const float2 sw = __half22float2(sw2[rt]); // .x row gid, .y row gid + 8
+            const float sw0 = unit * sw.x, sw1 = unit * sw.y; // exact: powers of two
+            const float nb0 = -promote_magic * sw0, nb1 = -promote_magic * sw1;
 #pragma unroll
             for (int tt = 0; tt < TT; ++tt) {
-                accf[rt][tt][0] = fmaf(float(acc[rt][tt][0]), sxc[tt].x * sw.x, accf[rt][tt][0]);
-                accf[rt][tt][1] = fmaf(float(acc[rt][tt][1]), sxc[tt].y * sw.x, accf[rt][tt][1]);
-                accf[rt][tt][2] = fmaf(float(acc[rt][tt][2]), sxc[tt].x * sw.y, accf[rt][tt][2]);
-                accf[rt][tt][3] = fmaf(float(acc[rt][tt][3]), sxc[tt].y * sw.y, accf[rt][tt][3]);
+                accf[rt][tt][0] = fmaf(scaled_sum(acc[rt][tt][0], sw0, nb0), sxc[tt].x, accf[rt][tt][0]);
+                accf[rt][tt][1] = fmaf(scaled_sum(acc[rt][tt][1], sw0, nb0), sxc[tt].y, accf[rt][tt][1]);
+                accf[rt][tt][2] = fmaf(scaled_sum(acc[rt][tt][2], sw1, nb1), sxc[tt].x, accf[rt][tt][2]);
+                accf[rt][tt][3] = fmaf(scaled_sum(acc[rt][tt][3], sw1, nb1), sxc[tt].y, accf[rt][tt][3]);
             }
         }
         if (p.group_acc) {
             const int g = group_of(i);
-            for_each_output([&](int n, int m, int rt, int tt, int e) { p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = acc[rt][tt][e]; });
+            for_each_output([&](int n, int m, int rt, int tt, int e) {
+                const int32_t v = acc[rt][tt][e];
+                p.group_acc[(size_t(m) * p.n + n) * p.groups + g] = Mode::sum_log2() >= 0 ? v * (1 << Mode::sum_log2()) : v >> -Mode::sum_log2();
+            });
         }
     };
     // Group i with the activations of pipeline slot s (quantized here when fused).

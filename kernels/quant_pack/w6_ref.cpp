@@ -261,7 +261,7 @@ std::vector<float> gemm_scale_ref(const std::vector<int32_t> &acc, const float *
         for (int c = 0; c < n; ++c) {
             float s = 0.f;
             for (int g = 0; g < groups; ++g)
-                s += float(acc[(size_t(r) * n + c) * groups + g]) * (sx[size_t(g) * m + r] * half_to_float(sw[size_t(c) * groups + g]));
+                s += (float(acc[(size_t(r) * n + c) * groups + g]) * half_to_float(sw[size_t(c) * groups + g])) * sx[size_t(g) * m + r];
             out[size_t(r) * n + c] = s;
         }
     return out;

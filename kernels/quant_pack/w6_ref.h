@@ -2,14 +2,16 @@
 // runs in the cpu test suite): fp16 conversion, weight and activation quantization, the packers
 // of kernels/quant_pack/w6_layout.h, and the int64 grouped GEMM every kernel is checked against.
 //
-// Formulas (the ones the kernels must reproduce bit for bit):
+// Formulas (the kernels reproduce the quantizers and the integer sums bit for bit):
 //   weights  (per row, per 128 group): scale = fp16(clamp(absmax / 31, 1e-5, 1e4)) in fp32,
 //            q = clamp(rint(w / float(scale)), -32, 31)        (rint: round half to even)
 //   activations (per token, per 128 group, or per token over all K for cuBLASLt):
 //            scale = absmax / qmax in fp32 (qmax 31 or 127; scale 0 when absmax is 0),
 //            q = clamp(rint(x / scale), -qmax - 1, qmax), 0 for a zero group
 //   GEMM:    acc[m, n, g] = sum_{k in g} qa[m, k] * qw[n, k]        (exact, int64 -> int32)
-//            out[m, n]    = sum_g float(acc) * (sx[g, m] * float(sw[n, g]))   in fp32, g ascending
+//            out[m, n]    = sum_g (float(acc) * float(sw[n, g])) * sx[g, m]   in fp32, g ascending
+//            (the kernels: the same products, fused into fmas, summed in their own order; tests
+//            compare them to the double-precision sum within a bound for that, not bit for bit)
 #pragma once
 #include "core/status.h"
 

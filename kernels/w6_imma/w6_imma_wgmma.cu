@@ -6,8 +6,12 @@
 // promotion can run while the other's tensor-core work proceeds. This kernel reaches ~600-700 TOPS
 // (results/kernels). Ablations on the H100 (docs/kernels.md) show the tensor work alone at
 // ~1,600 TOPS and the data movement alone near cuBLASLt's whole GEMM, but the promotion (3 FP
-// instructions per accumulator per group) adds to the tensor time instead of hiding behind it:
-// the overlap the design relies on mostly does not happen, and that is the limit to attack next.
+// instructions per accumulator per group) adds to the tensor time instead of hiding behind it.
+// kernels/bench/pipe_probe.cu isolates that on the SM (H200, no memory traffic): two warpgroups'
+// wgmmas alone run at the int8 peak (512 cycles per 128 x 128 x 128 group), the promotion alone
+// ~500 cycles, and the two together ~950: wgmma and fp32 work on the same SM overlap little, even
+// on unrelated registers or with the warpgroups taking turns; only a warpgroup that issues no
+// wgmma of its own hides about half of its fp32 time behind another's wgmmas (docs/kernels.md).
 // ncu on the full kernel: issue slots 55% busy, L2 45%, ~3,700 warp instructions per tile and K
 // group; with 3 warps per scheduler every wait idles it (latency-bound). Orderings, staging and
 // unpack placements measured so far were all slower (docs/kernels.md).
@@ -21,7 +25,7 @@
 //     packed layout): weights stream from global memory straight into registers two groups ahead
 //     (w6_layout.h gives each lane its fragment words in three coalesced loads), are unpacked to
 //     int8 (imma_unpack) and fed as wgmma's register A operand; four k32 wgmmas make the group's
-//     exact int32 sums, then acc += float(sum) * (sx * sw / 4) in fp32, and the stage is released
+//     exact int32 sums, then acc += (sum * sw / 4) * sx in fp32 (scaled_sum, w6_gemm_kernel.cuh), and the stage is released
 //     through an `empty` mbarrier.
 // The A-register fragment of wgmma (per warp: rows gid / gid + 8, k 4t + e / 16 + 4t + e) is the
 // m16n8k32 one, so the packed weights are the same bytes the decode path reads; the K permutation
@@ -146,6 +150,7 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
         imma_unpack(word_of<9>(wb[slot]), word_of<10>(wb[slot]), word_of<11>(wb[slot]), frag[3]);
         const float2 sw = __half22float2(sb[slot]);
         const float sw0 = 0.25f * sw.x, sw1 = 0.25f * sw.y; // bytes held 4q: the sums are 4x (exact)
+        const float nb0 = -promote_magic * sw0, nb1 = -promote_magic * sw1; // exact: sw has 11 significant bits
         mbar_wait(bars + 8 * s, (g / wg_stages) & 1);
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); // cp.async wrote through the generic proxy
         const uint64_t desc = smem_desc_sw128(base + s * wg_stage_bytes);
@@ -169,10 +174,10 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
 #pragma unroll
         for (int i = 0; i < 16; ++i) {
             const float2 x = *reinterpret_cast<const float2 *>(sx + 8 * i); // tokens 8i + 2t, 8i + 2t + 1
-            accf[4 * i + 0] = fmaf(float(acci[4 * i + 0]), x.x * sw0, accf[4 * i + 0]);
-            accf[4 * i + 1] = fmaf(float(acci[4 * i + 1]), x.y * sw0, accf[4 * i + 1]);
-            accf[4 * i + 2] = fmaf(float(acci[4 * i + 2]), x.x * sw1, accf[4 * i + 2]);
-            accf[4 * i + 3] = fmaf(float(acci[4 * i + 3]), x.y * sw1, accf[4 * i + 3]);
+            accf[4 * i + 0] = fmaf(scaled_sum(acci[4 * i + 0], sw0, nb0), x.x, accf[4 * i + 0]);
+            accf[4 * i + 1] = fmaf(scaled_sum(acci[4 * i + 1], sw0, nb0), x.y, accf[4 * i + 1]);
+            accf[4 * i + 2] = fmaf(scaled_sum(acci[4 * i + 2], sw1, nb1), x.x, accf[4 * i + 2]);
+            accf[4 * i + 3] = fmaf(scaled_sum(acci[4 * i + 3], sw1, nb1), x.y, accf[4 * i + 3]);
         }
         __syncwarp();
         if (lane == 0) mbar_arrive(bars + 8 * (wg_stages + s));
