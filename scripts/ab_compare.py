@@ -11,17 +11,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernels_summary import geomean, load  # noqa: E402
-import statistics  # noqa: E402
-
-
-def medians(paths):
-    runs = [load(p)[1] for p in paths]
-    out = {}
-    for key in runs[0]:
-        times = [r[key]["us"] for r in runs if key in r]
-        out[key] = (statistics.median(times), times)
-    return out
+from kernels_summary import geomean, load_runs  # noqa: E402
 
 
 def main():
@@ -31,16 +21,16 @@ def main():
     ap.add_argument("--backend", action="append", help="only these back-ends (repeatable)")
     ap.add_argument("--rows", action="store_true", help="print every row, not only the per-M summary")
     args = ap.parse_args()
-    a, b = medians(args.a), medians(args.b)
+    a, b = load_runs(args.a)[1], load_runs(args.b)[1]  # each row: the median of its runs' medians
     by = defaultdict(list)
     for key in sorted(set(a) & set(b), key=lambda k: (k[0], k[3], k[1], k[2])):
         backend, model, layer, m = key
         if args.backend and backend not in args.backend:
             continue
-        ratio = b[key][0] / a[key][0]
+        ratio = b[key]["us"] / a[key]["us"]
         by[(backend, m)].append(ratio)
         if args.rows:
-            print("%-22s %-12s %-8s m=%-5d A %9.1f us  B %9.1f us  B/A %.3f" % (backend, model, layer, m, a[key][0], b[key][0], ratio))
+            print("%-22s %-12s %-8s m=%-5d A %9.1f us  B %9.1f us  B/A %.3f" % (backend, model, layer, m, a[key]["us"], b[key]["us"], ratio))
     print("| back-end | m | shapes | geomean B/A time | min | max |\n|---|---|---|---|---|---|")
     for (backend, m), rs in sorted(by.items()):
         print("| %s | %d | %d | %.3f | %.3f | %.3f |" % (backend, m, len(rs), geomean(rs), min(rs), max(rs)))

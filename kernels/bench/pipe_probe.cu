@@ -223,8 +223,7 @@ __device__ __forceinline__ void overlap_group(int g, int32_t (&acci)[64], float 
         }
     };
     if constexpr (W > 0) {
-#pragma unroll
-        for (int e = 0; e < 64; ++e) reg_fence(acci[e]);
+        reg_fence(acci);
         if constexpr (PP) asm volatile("bar.sync %0, 256;" ::"r"(1 + wg) : "memory"); // my turn
         wgmma_fence();
 #pragma unroll
@@ -236,12 +235,8 @@ __device__ __forceinline__ void overlap_group(int g, int32_t (&acci)[64], float 
         for (int f = 0; f < F; ++f) pass();
     if constexpr (W > 0) {
         wgmma_wait_all();
-#pragma unroll
-        for (int e = 0; e < 64; ++e) reg_fence(acci[e]);
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) reg_keep(frag[j][e]);
+        reg_fence(acci);
+        reg_keep(frag);
     }
     if constexpr (ON_ACC)
         for (int f = 0; f < F; ++f) pass();

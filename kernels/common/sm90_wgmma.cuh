@@ -13,6 +13,17 @@ __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_grou
 // Keeps the compiler from moving reads of (or reusing) registers an in-flight wgmma owns.
 __device__ __forceinline__ void reg_fence(int32_t &r) { asm volatile("" : "+r"(r)::"memory"); }
 __device__ __forceinline__ void reg_keep(uint32_t r) { asm volatile("" ::"r"(r) : "memory"); }
+// The same over a wgmma's 64 accumulators and over its four k32 A fragments.
+__device__ __forceinline__ void reg_fence(int32_t (&d)[64]) {
+#pragma unroll
+    for (int i = 0; i < 64; ++i) reg_fence(d[i]);
+}
+__device__ __forceinline__ void reg_keep(const uint32_t (&frag)[4][4]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) reg_keep(frag[i][j]);
+}
 
 // Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row core-matrix groups 1024 B apart.
 __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {

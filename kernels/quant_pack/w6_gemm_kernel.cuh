@@ -38,10 +38,10 @@ namespace qb::w6::detail {
 // an int32 -> fp32 conversion instruction: the bits of sum added to those of magic = 1.5 * 2^23
 // are the fp32 value magic + sum exactly, and -magic * sw is exact for an sw of at most 22
 // significant bits (an fp16 scale times a power of two), so the one fma rounds the exact product
-// once, as float(sum) * sw would. IADD3 + FFMA instead of I2FP + FMUL: I2FP runs at about half the
-// FFMA rate (H200: 1.9 against 3.5 warp instructions per cycle per SM, kernels/bench/pipe_probe.cu);
-// the wgmma prefill kernel measured 1-2% faster with it, the rest unchanged (docs/kernels.md). Every caller's sums stay inside the
-// bound: a group is 128 products of weights in [-32, 31] (times 4 where imma bytes hold 4q) and
+// once, as float(sum) * sw would. IADD3 + FFMA instead of I2FP + FMUL: I2FP runs at about half
+// the FFMA rate (H200: 1.9 against 3.5 warp instructions per cycle per SM, pipe_probe.cu); the
+// wgmma prefill kernel measured 1-2% faster with it, the rest unchanged (docs/kernels.md). Every
+// caller's sums stay inside the bound: a group is 128 products of weights in [-32, 31] (times 4 where imma bytes hold 4q) and
 // activations in [-128, 127], |sum| <= 128 * 128 * 128 = 2^21.
 constexpr float promote_magic = 12582912.0f;
 constexpr int32_t promote_magic_bits = 0x4B400000;
@@ -415,8 +415,8 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
     auto group = [&](const uint4 (&wf)[RT][3], const __half2 (&sw2)[RT], const uint32_t (&af)[TT][AW], const float2 (&sxc)[TT], int i) {
         int32_t acc[RT][TT][4];
         Mode::template group<RT, TT>(acc, wf, af);
-#pragma unroll
         constexpr float unit = Mode::sum_log2() >= 0 ? float(1 << Mode::sum_log2()) : 1.0f / float(1 << -Mode::sum_log2());
+#pragma unroll
         for (int rt = 0; rt < RT; ++rt) {
             const float2 sw = __half22float2(sw2[rt]); // .x row gid, .y row gid + 8
             const float sw0 = unit * sw.x, sw1 = unit * sw.y; // exact: powers of two

@@ -25,8 +25,8 @@
 //     packed layout): weights stream from global memory straight into registers two groups ahead
 //     (w6_layout.h gives each lane its fragment words in three coalesced loads), are unpacked to
 //     int8 (imma_unpack) and fed as wgmma's register A operand; four k32 wgmmas make the group's
-//     exact int32 sums, then acc += (sum * sw / 4) * sx in fp32 (scaled_sum, w6_gemm_kernel.cuh), and the stage is released
-//     through an `empty` mbarrier.
+//     exact int32 sums, then acc += (sum * sw / 4) * sx in fp32 (scaled_sum, w6_gemm_kernel.cuh),
+//     and the stage is released through an `empty` mbarrier.
 // The A-register fragment of wgmma (per warp: rows gid / gid + 8, k 4t + e / 16 + 4t + e) is the
 // m16n8k32 one, so the packed weights are the same bytes the decode path reads; the K permutation
 // inside a group that packing implies is applied to the activations by the quantizer instead
@@ -154,8 +154,7 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
         mbar_wait(bars + 8 * s, (g / wg_stages) & 1);
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); // cp.async wrote through the generic proxy
         const uint64_t desc = smem_desc_sw128(base + s * wg_stage_bytes);
-#pragma unroll
-        for (int i = 0; i < 64; ++i) reg_fence(acci[i]);
+        reg_fence(acci);
         wgmma_fence();
         wgmma_m64n128k32_s8(acci, frag[0], desc + 0, 0);
         wgmma_m64n128k32_s8(acci, frag[1], desc + 2, 1); // + 32 bytes: the next k32 slab
@@ -164,12 +163,8 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
         wgmma_commit();
         if (g + 2 < p.groups) load_w(slot, g + 2); // next weights stream while the tensor cores run
         wgmma_wait_all();
-#pragma unroll
-        for (int i = 0; i < 64; ++i) reg_fence(acci[i]);
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < 4; ++j) reg_keep(frag[i][j]);
+        reg_fence(acci);
+        reg_keep(frag);
         const float *sx = reinterpret_cast<const float *>(smem + s * wg_stage_bytes + wg_code_bytes) + 2 * t;
 #pragma unroll
         for (int i = 0; i < 16; ++i) {
