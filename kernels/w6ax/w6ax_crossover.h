@@ -7,6 +7,6 @@ namespace qb::w6 {
 struct w6ax_crossover_row { int a_bits; int btc_max_m; };
 inline constexpr w6ax_crossover_row w6ax_crossover[] = {{6, 0}, {8, 0}};
 struct w6ax_fuse_row { int max_m; long long max_nk; };
-inline constexpr w6ax_fuse_row w6ax_fuse[] = {{1, 132907008}, {2, 83886080}, {4, 0}, {8, 0}};
-inline constexpr const char *w6ax_crossover_source = "bench_kernels_5a58f72.json (NVIDIA H100 80GB HBM3)";
+inline constexpr w6ax_fuse_row w6ax_fuse[] = {{1, 234881024}, {2, 132907008}, {4, 16777216}, {8, 0}};
+inline constexpr const char *w6ax_crossover_source = "bench_kernels_ab202e8_run1.json.gz + bench_kernels_ab202e8_run2.json.gz + bench_kernels_ab202e8_run3.json.gz (NVIDIA H100 80GB HBM3, commit ab202e8cf518)";
 } // namespace qb::w6
