@@ -113,8 +113,9 @@ public:
         a.w = btc ? w_btc_.data_ptr() : w_imma_.data_ptr();
         a.w_scales = reinterpret_cast<const __half *>(scales_.data_ptr<at::Half>());
         a.out = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
-        // Small layers at m <= 2: the GEMM quantizes x itself (same codes, no quantizer kernel;
-        // it reads x in 8- and 16-byte pieces, so a view off that alignment takes the other path).
+        // Where the measured tables say so (w6ax_fuse_act: small layers at small m), the GEMM
+        // quantizes x itself (same codes, no quantizer kernel; it reads x in 8- and 16-byte pieces,
+        // so a view off that alignment takes the other path).
         if (!btc && w6ax_fuse_act(m, int(n_), int(k_), a_bits_) && reinterpret_cast<uintptr_t>(xh) % 16 == 0) {
             a.act_fp16 = xh;
             throw_if(w6_imma_run(a, stream), fmt::format("{} {} (m={}, quantizer fused)", who, what_, m));
