@@ -10,8 +10,13 @@
 //   stream_read (M=1 rows only): a kernel that only reads the shape's W6 bytes, timed the same
 //             way (kernels/bench/stream_probe.h): the attainable floor of this harness.
 //             --stream-sweep registers every probe configuration instead (how the default was chosen).
-//   Cold L2: a 2x-L2 (100 MB) read pass before every timed launch, outside the timed region (a
-//   read leaves clean lines: no write-back lands in the timed region, unlike a memset).
+//   Cold L2 (default, --l2=flush): a 2x-L2 (100 MB) read pass before every timed launch, outside
+//   the timed region (a read leaves clean lines: no write-back lands in the timed region, unlike a
+//   memset); one event pair per launch, so launch latency and an idle GPU before it are timed too.
+//   --l2=rotate: no flush; the weights (and their scales) are held in C copies, together >= 2x L2,
+//   and 24 launches run back to back between one event pair, each on the next copy, so every launch
+//   reads weights that L2 no longer holds while the activations stay in L2 (as the previous layer's
+//   output would): the steady state of a model's layer sequence. The time is the mean per launch.
 //   Data: random bytes/values generated on the device (timing only; correctness is the gpu test
 //   suite and --check).
 //
@@ -30,6 +35,7 @@
 #include "w6ax/w6ax_crossover.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -77,19 +83,27 @@ T *dev_alloc(size_t count) {
     return p;
 }
 
+// One copy of a shape's weights in every back-end's format (--l2=rotate keeps several).
+struct weight_set {
+    __half *w16 = nullptr, *w6_scales = nullptr;
+    int8_t *w8 = nullptr;
+    uint8_t *w6_imma = nullptr, *w6_btc = nullptr;
+    float *sw_ch = nullptr;
+};
+
 // Device buffers of the shape being benchmarked (one shape at a time: benchmarks run shape-major).
 struct shape_data {
     int n = 0, k = 0;
-    __half *x = nullptr, *w16 = nullptr, *out = nullptr, *w6_scales = nullptr;
-    int8_t *w8 = nullptr, *x8 = nullptr;
-    uint8_t *w6_imma = nullptr, *w6_btc = nullptr;
+    std::vector<weight_set> weights;
+    __half *x = nullptr, *out = nullptr;
+    int8_t *x8 = nullptr;
     uint32_t *planes = nullptr;
-    float *sx = nullptr, *sw_ch = nullptr, *sx_tok = nullptr;
+    float *sx = nullptr, *sx_tok = nullptr;
     int32_t *acc32 = nullptr;
     ~shape_data() {
-        for (void *p : {(void *)x, (void *)w16, (void *)out, (void *)w6_scales, (void *)w8, (void *)x8, (void *)w6_imma, (void *)w6_btc,
-                        (void *)planes, (void *)sx, (void *)sw_ch, (void *)sx_tok, (void *)acc32})
-            cudaFree(p);
+        for (void *p : {(void *)x, (void *)out, (void *)x8, (void *)planes, (void *)sx, (void *)sx_tok, (void *)acc32}) cudaFree(p);
+        for (auto &w : weights)
+            for (void *p : {(void *)w.w16, (void *)w.w6_scales, (void *)w.w8, (void *)w.w6_imma, (void *)w.w6_btc, (void *)w.sw_ch}) cudaFree(p);
     }
 };
 
@@ -100,8 +114,18 @@ struct globals {
     size_t flush_bytes = 0;
     uint32_t *sink = nullptr;
     cudaStream_t stream = nullptr;
+    bool rotate = false; // --l2=rotate
 };
 globals *g = nullptr;
+
+// Copies of the weights for --l2=rotate: enough that the W6 copies (the smallest format) together
+// are >= 2x L2, at least 2, so a launch never finds its weights left in L2 by the launches before
+// it. One copy when flushing.
+int weight_copies(int n, int k) {
+    if (!g->rotate) return 1;
+    const double w6 = double(packed_weight_bytes(n, k) + packed_scale_bytes(n, k));
+    return std::max(2, int(std::ceil(double(g->flush_bytes) / w6)));
+}
 
 shape_data &data_for(int n, int k) {
     if (g->data && g->data->n == n && g->data->k == k) return *g->data;
@@ -112,30 +136,35 @@ shape_data &data_for(int n, int k) {
     d->k = k;
     const size_t nk = size_t(n) * k, groups = k / group_size;
     d->x = dev_alloc<__half>(size_t(m_max) * k);
-    d->w16 = dev_alloc<__half>(nk);
-    d->w8 = dev_alloc<int8_t>(nk);
-    d->w6_imma = dev_alloc<uint8_t>(size_t(packed_weight_bytes(n, k)));
-    d->w6_btc = dev_alloc<uint8_t>(size_t(packed_weight_bytes(n, k)));
-    d->w6_scales = dev_alloc<__half>(size_t(packed_scale_bytes(n, k)) / 2);
     d->x8 = dev_alloc<int8_t>(size_t(m_max) * k);
     d->planes = dev_alloc<uint32_t>(size_t(m_max) * groups * 4 * 8);
     d->sx = dev_alloc<float>(size_t(m_max) * groups);
     d->sx_tok = dev_alloc<float>(m_max);
-    d->sw_ch = dev_alloc<float>(n);
     d->out = dev_alloc<__half>(size_t(m_max) * n);
     d->acc32 = dev_alloc<int32_t>(size_t(m_max) * n);
     die_on(fill_random_half(d->x, size_t(m_max) * k, 2.f, 1, nullptr), "fill x");
-    die_on(fill_random_half(d->w16, nk, 0.05f, 2, nullptr), "fill w16");
-    die_on(fill_random_bytes(d->w8, nk, 3, nullptr), "fill w8");
-    die_on(fill_random_bytes(d->w6_imma, size_t(packed_weight_bytes(n, k)), 4, nullptr), "fill w6");
-    die_on(fill_random_bytes(d->w6_btc, size_t(packed_weight_bytes(n, k)), 5, nullptr), "fill w6 btc");
-    die_on(fill_random_scales(d->w6_scales, size_t(packed_scale_bytes(n, k)) / 2, 1e-3f, 2e-2f, 6, nullptr), "fill scales");
-    // Per-channel weight scales for the W8A8 baselines (fp32).
-    std::vector<float> sw(n);
-    std::mt19937 rng(7);
-    std::uniform_real_distribution<float> u(1e-3f, 2e-2f);
-    for (auto &v : sw) v = u(rng);
-    check_or_die(cudaMemcpy(d->sw_ch, sw.data(), n * sizeof(float), cudaMemcpyHostToDevice), "copy sw");
+    d->weights.resize(weight_copies(n, k));
+    for (size_t c = 0; c < d->weights.size(); ++c) {
+        auto &w = d->weights[c];
+        const uint32_t seed = uint32_t(16 * c);
+        w.w16 = dev_alloc<__half>(nk);
+        w.w8 = dev_alloc<int8_t>(nk);
+        w.w6_imma = dev_alloc<uint8_t>(size_t(packed_weight_bytes(n, k)));
+        w.w6_btc = dev_alloc<uint8_t>(size_t(packed_weight_bytes(n, k)));
+        w.w6_scales = dev_alloc<__half>(size_t(packed_scale_bytes(n, k)) / 2);
+        w.sw_ch = dev_alloc<float>(n);
+        die_on(fill_random_half(w.w16, nk, 0.05f, seed + 2, nullptr), "fill w16");
+        die_on(fill_random_bytes(w.w8, nk, seed + 3, nullptr), "fill w8");
+        die_on(fill_random_bytes(w.w6_imma, size_t(packed_weight_bytes(n, k)), seed + 4, nullptr), "fill w6");
+        die_on(fill_random_bytes(w.w6_btc, size_t(packed_weight_bytes(n, k)), seed + 5, nullptr), "fill w6 btc");
+        die_on(fill_random_scales(w.w6_scales, size_t(packed_scale_bytes(n, k)) / 2, 1e-3f, 2e-2f, seed + 6, nullptr), "fill scales");
+        // Per-channel weight scales for the W8A8 baselines (fp32).
+        std::vector<float> sw(n);
+        std::mt19937 rng(unsigned(seed + 7));
+        std::uniform_real_distribution<float> u(1e-3f, 2e-2f);
+        for (auto &v : sw) v = u(rng);
+        check_or_die(cudaMemcpy(w.sw_ch, sw.data(), n * sizeof(float), cudaMemcpyHostToDevice), "copy sw");
+    }
     check_or_die(cudaDeviceSynchronize(), "fill");
     g->data = std::move(d);
     return *g->data;
@@ -160,15 +189,30 @@ const char *backend_name(backend b) {
     return "?";
 }
 
-gemm_args w6_args(shape_data &d, int m, int a_bits, bool btc) {
+gemm_args w6_args(shape_data &d, const weight_set &w, int m, int a_bits, bool btc) {
     gemm_args a;
     a.m = m, a.n = d.n, a.k = d.k, a.a_bits = a_bits;
-    a.w = btc ? d.w6_btc : d.w6_imma;
-    a.w_scales = d.w6_scales;
+    a.w = btc ? w.w6_btc : w.w6_imma;
+    a.w_scales = w.w6_scales;
     a.act = btc ? static_cast<const void *>(d.planes) : static_cast<const void *>(d.x8);
     a.act_scales = d.sx;
     a.out = d.out;
     return a;
+}
+
+// The timed loop of both protocols. flush: launch on copy 0 after a 2x-L2 read pass, one launch per
+// event pair. rotate: batches of back-to-back launches cycling through the copies.
+void time_launches(benchmark::State &state, int copies, const std::function<void(int)> &launch) {
+    cudaStream_t st = g->stream;
+    if (!g->rotate) {
+        qb::cuda::time_cuda_iterations(
+            state, st, [&] { die_on(l2_flush_read(g->flush_buf, g->flush_bytes, g->sink, st), "flush"); }, [&] { launch(0); });
+        return;
+    }
+    // 24 launches per batch (a multiple of the copies, so every copy is read equally often); the
+    // warm-up touches every copy once.
+    const int per_batch = copies * std::max(1, (24 + copies - 1) / copies);
+    qb::cuda::time_cuda_batches(state, st, per_batch, copies, [&](int i) { launch(i % copies); });
 }
 
 void bench(benchmark::State &state, backend b, shape s, int m) {
@@ -187,32 +231,37 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
     auto record = [&](const qb::status &x) {
         if (!x.ok() && err.ok()) err = x;
     };
-    std::function<void()> launch;
+    // launch(c): one launch (or quantizer + GEMM) on weight copy c.
+    std::function<void(int)> launch;
     // The layer with the quantizer inside the GEMM: fp16 activations straight to w6_imma.
-    auto fused_launch = [&] {
-        auto a = w6_args(d, m, s.a_bits, false);
+    auto fused_launch = [&](int c) {
+        auto a = w6_args(d, d.weights[c], m, s.a_bits, false);
         a.act = nullptr, a.act_scales = nullptr;
         a.act_fp16 = d.x;
         record(w6_imma_run(a, st));
     };
     switch (b) {
-    case backend::fp16: launch = [&] { record(g->blas.gemm_fp16(m, s.n, s.k, d.x, d.w16, d.out, st)); }; break;
+    case backend::fp16: launch = [&](int c) { record(g->blas.gemm_fp16(m, s.n, s.k, d.x, d.weights[c].w16, d.out, st)); }; break;
     case backend::lt_w8a8:
-        launch = [&] { record(g->blas.gemm_w8a8_lt(m, s.n, s.k, d.x8, d.w8, d.sx_tok, d.sw_ch, d.out, d.acc32, st)); };
-        break;
-    case backend::lt_aq:
-        launch = [&] {
-            record(act_quant_token(d.x, m, s.k, d.x8, d.sx_tok, st));
-            record(g->blas.gemm_w8a8_lt(m, s.n, s.k, d.x8, d.w8, d.sx_tok, d.sw_ch, d.out, d.acc32, st));
+        launch = [&](int c) {
+            const auto &w = d.weights[c];
+            record(g->blas.gemm_w8a8_lt(m, s.n, s.k, d.x8, w.w8, d.sx_tok, w.sw_ch, d.out, d.acc32, st));
         };
         break;
-    case backend::legacy: launch = [&] { record(g->blas.gemm_w8a8_legacy(m, s.n, s.k, d.x8, d.w8, d.acc32, st)); }; break;
+    case backend::lt_aq:
+        launch = [&](int c) {
+            const auto &w = d.weights[c];
+            record(act_quant_token(d.x, m, s.k, d.x8, d.sx_tok, st));
+            record(g->blas.gemm_w8a8_lt(m, s.n, s.k, d.x8, w.w8, d.sx_tok, w.sw_ch, d.out, d.acc32, st));
+        };
+        break;
+    case backend::legacy: launch = [&](int c) { record(g->blas.gemm_w8a8_legacy(m, s.n, s.k, d.x8, d.weights[c].w8, d.acc32, st)); }; break;
     case backend::imma:
     case backend::btc:
     case backend::w6ax: {
         const bool use_btc = b == backend::btc || (b == backend::w6ax && choose_btc);
-        launch = [&, use_btc] {
-            auto a = w6_args(d, m, s.a_bits, use_btc);
+        launch = [&, use_btc](int c) {
+            auto a = w6_args(d, d.weights[c], m, s.a_bits, use_btc);
             record(use_btc ? flexq_btc_run(a, st) : w6_imma_run(a, st));
         };
         label = use_btc ? w6_config_name(m) : w6_imma_config_name(m);
@@ -220,7 +269,7 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
         break;
     }
     case backend::act_quant:
-        launch = [&] {
+        launch = [&](int) {
             record(btc_fmt ? act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st) : act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order));
         };
         label = btc_fmt ? "planes" : "int8";
@@ -233,10 +282,10 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
             label = std::string(w6_config_name(m)) + " fused";
             break;
         }
-        launch = [&] {
+        launch = [&](int c) {
             if (btc_fmt) record(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st));
             else record(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order));
-            auto a = w6_args(d, m, s.a_bits, btc_fmt);
+            auto a = w6_args(d, d.weights[c], m, s.a_bits, btc_fmt);
             a.pdl = true; // weights stream while the quantizer finishes
             record(btc_fmt ? flexq_btc_run(a, st) : w6_imma_run(a, st));
         };
@@ -247,15 +296,14 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
         label = std::string(w6_config_name(m)) + " fused";
         break;
     }
-    launch();
+    launch(0);
     check_or_die(cudaStreamSynchronize(st), "first launch");
     if (!err.ok()) {
         state.SkipWithError(err.reason.c_str());
         return;
     }
     if (b == backend::lt_w8a8 || b == backend::lt_aq) label = g->blas.fused_epilogue() ? "fused scales" : "int32 + epilogue kernel";
-    qb::cuda::time_cuda_iterations(
-        state, st, [&] { die_on(l2_flush_read(g->flush_buf, g->flush_bytes, g->sink, st), "flush"); }, launch);
+    time_launches(state, int(d.weights.size()), launch);
     if (!err.ok()) state.SkipWithError(err.reason.c_str());
     state.SetLabel(label);
     // Weight bytes as stored by each back-end (the roofline numerator; activations excluded).
@@ -280,21 +328,22 @@ void bench_stream(benchmark::State &state, shape s, qb::bench::stream_config cfg
     // The GEMMs read weights and scales from two buffers; the probe reads as many bytes from one
     // (filled with random bytes like the weights).
     const size_t bytes = size_t(packed_weight_bytes(s.n, s.k) + packed_scale_bytes(s.n, s.k));
-    uint8_t *buf = dev_alloc<uint8_t>(bytes);
-    die_on(fill_random_bytes(buf, bytes, 8, st), "fill stream buffer");
+    const size_t stride = (bytes + 255) / 256 * 256;
+    const int copies = weight_copies(s.n, s.k);
+    uint8_t *buf = dev_alloc<uint8_t>(stride * copies);
+    die_on(fill_random_bytes(buf, stride * copies, 8, st), "fill stream buffer");
     cudaError_t err = cudaSuccess;
-    auto launch = [&] {
-        if (cudaError_t e = qb::bench::stream_read(buf, bytes, g->sink, cfg, st); e != cudaSuccess && err == cudaSuccess) err = e;
+    auto launch = [&](int c) {
+        if (cudaError_t e = qb::bench::stream_read(buf + stride * c, bytes, g->sink, cfg, st); e != cudaSuccess && err == cudaSuccess) err = e;
     };
-    launch();
+    launch(0);
     check_or_die(cudaStreamSynchronize(st), "first stream launch");
     if (err != cudaSuccess) {
         state.SkipWithError(cudaGetErrorString(err));
         cudaFree(buf);
         return;
     }
-    qb::cuda::time_cuda_iterations(
-        state, st, [&] { die_on(l2_flush_read(g->flush_buf, g->flush_bytes, g->sink, st), "flush"); }, launch);
+    time_launches(state, copies, launch);
     cudaFree(buf);
     state.SetLabel(qb::bench::describe(cfg));
     state.counters["weight_bytes"] = double(bytes);
@@ -317,6 +366,7 @@ int iterations_for(backend b, int m, const shape &s) {
     default: break;
     }
     const double est_us = std::max(bytes / 2.5e12, 2.0 * m * nk / rate) * 1e6 + 5;
+    if (g->rotate) return std::clamp(int(8000 / (24 * est_us + 60)), 2, 20); // each iteration is a batch of ~24 launches
     return std::clamp(int(8000 / (est_us + 60)), 3, 30);
 }
 
@@ -368,14 +418,20 @@ int run_check() {
 } // namespace
 
 int main(int argc, char **argv) {
-    bool check_only = false, stream_sweep = false;
+    bool check_only = false, stream_sweep = false, rotate = false;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--check") == 0) check_only = true;
         if (std::strcmp(argv[i], "--stream-sweep") == 0) stream_sweep = true;
+        if (std::strcmp(argv[i], "--l2=rotate") == 0) rotate = true;
+        else if (std::strncmp(argv[i], "--l2=", 5) == 0 && std::strcmp(argv[i], "--l2=flush") != 0) {
+            std::fprintf(stderr, "bench_kernels: unknown %s (--l2=flush, the default, or --l2=rotate)\n", argv[i]);
+            return 2;
+        }
     }
     if (const int rc = qb::cuda::no_device_exit_code("bench_kernels", check_only); rc >= 0) return rc;
     if (check_only) return run_check();
     g = new globals();
+    g->rotate = rotate;
     die_on(g->blas.init(), "cublas init");
     check_or_die(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "stream");
     int l2 = 0;
@@ -384,7 +440,9 @@ int main(int argc, char **argv) {
     check_or_die(cudaMalloc(&g->flush_buf, g->flush_bytes), "flush buffer");
     check_or_die(cudaMemset(g->flush_buf, 1, g->flush_bytes), "flush buffer init");
     g->sink = dev_alloc<uint32_t>(1);
-    qb::cuda::add_benchmark_context("cold: 2x L2 read pass (clean lines) before every timed launch");
+    qb::cuda::add_benchmark_context(rotate ? "rotate: weights cold (copies together >= 2x L2, each launch on the next), activations warm in L2; "
+                                             "24 launches back to back per event pair, mean per launch"
+                                           : "cold: 2x L2 read pass (clean lines) before every timed launch");
     benchmark::AddCustomContext("w6ax_crossover", w6ax_tables_source());
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
     const backend all[] = {backend::fp16,  backend::lt_w8a8,   backend::legacy,    backend::imma,    backend::btc,  backend::w6ax,
@@ -400,7 +458,7 @@ int main(int argc, char **argv) {
                 ->Args({1, s.n, s.k})
                 ->ArgNames({"m", "n", "k"})
                 ->UseManualTime()
-                ->Iterations(30)
+                ->Iterations(rotate ? 10 : 30)
                 ->Unit(benchmark::kMicrosecond);
         }
         if (stream_sweep) continue;
@@ -419,7 +477,7 @@ int main(int argc, char **argv) {
     // Google Benchmark rejects flags it does not know.
     int kept = 1;
     for (int i = 1; i < argc; ++i)
-        if (std::strcmp(argv[i], "--stream-sweep") != 0) argv[kept++] = argv[i];
+        if (std::strcmp(argv[i], "--stream-sweep") != 0 && std::strncmp(argv[i], "--l2=", 5) != 0) argv[kept++] = argv[i];
     argc = kept;
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();

@@ -5,8 +5,14 @@
 # every test suite is scripts/gpu-check.sh; this is the kernels-only fast path.
 #   local:  kernels/bench/stage_carry.sh        (copies binaries to .carry/kernels)
 #   device: QBENCH_GIT_COMMIT=<sha> kernels/bench/run_device.sh [--bench-filter REGEX] [--runs N] [--no-bench] [--ncu]
+#                                    [--protocols "flush rotate"] [--no-tests]
 # --runs N: N full benchmark runs back to back, bench_kernels_<sha>_run<i>.json each, gzipped
 # (scripts/kernels_summary.py combines them: the median of the runs' medians).
+# --protocols: the cold-L2 protocols of bench_kernels (--l2=...) each round runs, in this order
+# (default flush); rotate runs are named bench_kernels_rotate_<sha>_run<i>.json. With both, the
+# rounds interleave them, so that a slow phase of the machine does not fall on one protocol only.
+# --no-tests: skip the test suites (bench_kernels --check still runs), for benchmark-only calls on
+# kernels whose tests already passed on this GPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-$PWD/gpu-out}
@@ -16,12 +22,16 @@ filter="."
 bench=1
 runs=1
 ncu=0
+protocols="flush"
+tests=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --bench-filter) filter="$2"; shift ;;
     --runs) runs="$2"; shift ;;
     --no-bench) bench=0 ;;
     --ncu) ncu=1 ;;
+    --protocols) protocols="$2"; shift ;;
+    --no-tests) tests=0 ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
   shift
@@ -32,11 +42,13 @@ export LD_LIBRARY_PATH="$PWD/$bin:${torch_nv}:${torch_lib}:/usr/local/cuda/lib64
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/nvidia-smi.csv"
 ldd $bin/bench_kernels | grep -E "not found|cublas|cudart|benchmark"
 rc=0
-timeout 120 $bin/test_w6_ref --no-intro > "$out/test_w6_ref.txt" 2>&1 || rc=1
-tail -3 "$out/test_w6_ref.txt"
-timeout 400 $bin/test_w6_kernels --no-intro > "$out/test_w6_kernels.txt" 2>&1 || rc=1
-grep -E "MESSAGE|FAIL|ERROR|test cases|assertions" "$out/test_w6_kernels.txt" | head -60
-if [ -x $bin/test_backends ]; then
+if [ $tests -eq 1 ]; then
+  timeout 120 $bin/test_w6_ref --no-intro > "$out/test_w6_ref.txt" 2>&1 || rc=1
+  tail -3 "$out/test_w6_ref.txt"
+  timeout 400 $bin/test_w6_kernels --no-intro > "$out/test_w6_kernels.txt" 2>&1 || rc=1
+  grep -E "MESSAGE|FAIL|ERROR|test cases|assertions" "$out/test_w6_kernels.txt" | head -60
+fi
+if [ $tests -eq 1 ] && [ -x $bin/test_backends ]; then
   OMP_NUM_THREADS=4 timeout 300 $bin/test_backends --no-intro > "$out/test_backends.txt" 2>&1 || rc=1
   grep -E "FAIL|ERROR|test cases|assertions|error" "$out/test_backends.txt" | head -30
 fi
@@ -44,11 +56,16 @@ timeout 60 $bin/bench_kernels --check 2>&1 | tee "$out/bench_check.txt" || rc=1
 if [ $bench -eq 1 ]; then
   commit=${QBENCH_GIT_COMMIT:-unknown}
   for r in $(seq 1 "$runs"); do
-    json="$out/bench_kernels_${commit:0:12}.json"
-    [ "$runs" -gt 1 ] && json="$out/bench_kernels_${commit:0:12}_run$r.json"
-    timeout 420 $bin/bench_kernels --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
-      --benchmark_out="$json" --benchmark_out_format=json > "$out/bench_kernels.txt" 2>&1 || rc=1
-    [ "$runs" -gt 1 ] && gzip -f "$json"
+    for proto in $protocols; do
+      tag=""
+      [ "$proto" = flush ] || tag="${proto}_"
+      json="$out/bench_kernels_${tag}${commit:0:12}.json"
+      [ "$runs" -gt 1 ] && json="$out/bench_kernels_${tag}${commit:0:12}_run$r.json"
+      timeout 420 $bin/bench_kernels --l2="$proto" --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+        --benchmark_out="$json" --benchmark_out_format=json > "$out/bench_kernels.txt" 2>&1 || rc=1
+      [ "$runs" -gt 1 ] && gzip -f "$json"
+      echo "bench --l2=$proto run $r: $(grep -c median "$out/bench_kernels.txt") medians, $(date +%T)"
+    done
   done
   grep -c median "$out/bench_kernels.txt"
   grep -E "ERROR|error" "$out/bench_kernels.txt" | head -10

@@ -61,6 +61,28 @@ void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, const st
     cudaEventDestroy(stop);
 }
 
+void time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launches, int warmup, const std::function<void(int)> &launch) {
+    cudaEvent_t start, stop;
+    check_or_die(cudaEventCreate(&start), "cudaEventCreate");
+    check_or_die(cudaEventCreate(&stop), "cudaEventCreate");
+    int next = 0;
+    for (int i = 0; i < warmup; ++i) launch(next++);
+    check_or_die(cudaStreamSynchronize(stream), "warm-up");
+    for (auto _ : state) {
+        check_or_die(cudaEventRecord(start, stream), "cudaEventRecord");
+        for (int i = 0; i < launches; ++i) launch(next++);
+        check_or_die(cudaEventRecord(stop, stream), "cudaEventRecord");
+        check_or_die(cudaEventSynchronize(stop), "cudaEventSynchronize");
+        check_or_die(cudaGetLastError(), "kernel launch");
+        float ms = 0;
+        check_or_die(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+        state.SetIterationTime(double(ms) / 1e3 / launches);
+    }
+    state.counters["launches_per_batch"] = launches;
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+}
+
 void add_benchmark_context(const std::string &l2_policy) {
     auto env = query_cuda_environment();
     benchmark::AddCustomContext("qbench_git", QBENCH_GIT_DESCRIBE);

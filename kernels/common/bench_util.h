@@ -30,6 +30,12 @@ void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, bool col
 void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, const std::function<void()> &flush,
                           const std::function<void()> &launch);
 
+// Times `launches` back-to-back launches per benchmark iteration, one event pair around the batch,
+// and reports the mean time per launch (manual time, seconds): no launch latency between kernels
+// and no idle gap, as in a model's sequence of layers. launch(i) runs the i-th launch since the
+// start (the caller rotates its weight copies by i so that each launch reads bytes L2 no longer holds).
+void time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launches, int warmup, const std::function<void(int)> &launch);
+
 // Adds gpu, driver, sm clocks, L2 policy and the git revision to the benchmark JSON context.
 void add_benchmark_context(const std::string &l2_policy);
 
