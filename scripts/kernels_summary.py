@@ -13,7 +13,9 @@
 
 Usage: scripts/kernels_summary.py BENCH.json[.gz] [MORE_RUNS ...] [--out-dir results/kernels] [--no-plot] [--no-crossover]
                                  [--gpu h100 --peak-tbps 3.0]
-<gpu> names the files (default h100, the issue's machine); --peak-tbps is that GPU's measured
+<gpu> names the files (default h100, the issue's machine); runs of `bench_kernels --l2=rotate`
+(weights rotated through copies, launches back to back; the JSON's l2_policy says so) write
+<gpu>_rotate_* instead and never the crossover headers, which follow the flush protocol's runs; --peak-tbps is that GPU's measured
 device-to-device copy rate (H100: 3.0 TB/s, ../shared/docs/gpu-machine.md; H200: 4.3 TB/s, measured
 on this workplace's H200s). --no-crossover leaves the headers alone (runs that are not a full
 benchmark of a clean tree, or that should not change what w6ax picks).
@@ -79,9 +81,9 @@ def load_runs(paths):
     runs = [load(p) for p in paths]
     context = dict(runs[0][0])
     for p, (c, _) in zip(paths[1:], runs[1:]):
-        for key in ("qbench_git", "gpu"):
+        for key in ("qbench_git", "gpu", "l2_policy"):
             if c.get(key) != context.get(key):
-                sys.exit("%s: %s %r differs from %s's %r; only runs of one build on one GPU combine" % (p, key, c.get(key), paths[0], context.get(key)))
+                sys.exit("%s: %s %r differs from %s's %r; only runs of one build on one GPU under one L2 protocol combine" % (p, key, c.get(key), paths[0], context.get(key)))
     context["runs"] = [os.path.basename(p) for p in paths]
     if len(runs) == 1:
         return context, runs[0][1]
@@ -312,7 +314,8 @@ def plot(summary, path):
     axes[0].legend(loc="upper right", fontsize=8)
     axes[-1].set_xticks(list(range(len(shapes))))
     axes[-1].set_xticklabels(shapes, rotation=60, fontsize=7)
-    fig.suptitle("W6 kernel speedup on %s (cold L2, medians)" % GPU_TAG.upper())
+    protocol = "weights cold, launches back to back" if GPU_TAG.endswith("_rotate") else "cold L2"
+    fig.suptitle("W6 kernel speedup on %s (%s, medians)" % (GPU_TAG.upper().replace("_ROTATE", ""), protocol))
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
@@ -333,6 +336,9 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     load_paper(root)
     context, rows = load_runs(a.json)
+    if str(context.get("l2_policy", "")).startswith("rotate"):
+        GPU_TAG += "_rotate"
+        a.no_crossover = True
     summary = summarize(rows)
     with open(os.path.join(out_dir, GPU_TAG + "_summary.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=HEADER, extrasaction="ignore")

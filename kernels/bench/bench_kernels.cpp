@@ -13,7 +13,7 @@
 //   Cold L2 (default, --l2=flush): a 2x-L2 (100 MB) read pass before every timed launch, outside
 //   the timed region (a read leaves clean lines: no write-back lands in the timed region, unlike a
 //   memset); one event pair per launch, so launch latency and an idle GPU before it are timed too.
-//   --l2=rotate: no flush; the weights (and their scales) are held in C copies, together >= 2x L2,
+//   --l2=rotate[:F]: no flush; the weights (and their scales) are held in C copies, together >= F x L2 (2),
 //   and 24 launches run back to back between one event pair, each on the next copy, so every launch
 //   reads weights that L2 no longer holds while the activations stay in L2 (as the previous layer's
 //   output would): the steady state of a model's layer sequence. The time is the mean per launch.
@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -114,17 +115,19 @@ struct globals {
     size_t flush_bytes = 0;
     uint32_t *sink = nullptr;
     cudaStream_t stream = nullptr;
-    bool rotate = false; // --l2=rotate
+    bool rotate = false;    // --l2=rotate
+    int rotate_factor = 2; // the copies together hold >= this many times the L2 size
 };
 globals *g = nullptr;
 
 // Copies of the weights for --l2=rotate: enough that the W6 copies (the smallest format) together
-// are >= 2x L2, at least 2, so a launch never finds its weights left in L2 by the launches before
-// it. One copy when flushing.
+// are >= F x L2, at least 2, so that a launch does not find its weights left in L2 by the launches
+// before it (F = 4 against the default 2 checks that: L2 replacement is not documented to be LRU).
+// One copy when flushing.
 int weight_copies(int n, int k) {
     if (!g->rotate) return 1;
     const double w6 = double(packed_weight_bytes(n, k) + packed_scale_bytes(n, k));
-    return std::max(2, int(std::ceil(double(g->flush_bytes) / w6)));
+    return std::max(2, int(std::ceil(double(g->flush_bytes) / 2 * g->rotate_factor / w6)));
 }
 
 shape_data &data_for(int n, int k) {
@@ -419,12 +422,16 @@ int run_check() {
 
 int main(int argc, char **argv) {
     bool check_only = false, stream_sweep = false, rotate = false;
+    int rotate_factor = 2;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--check") == 0) check_only = true;
         if (std::strcmp(argv[i], "--stream-sweep") == 0) stream_sweep = true;
         if (std::strcmp(argv[i], "--l2=rotate") == 0) rotate = true;
+        else if (std::strncmp(argv[i], "--l2=rotate:", 12) == 0 && std::atoi(argv[i] + 12) >= 1 && std::atoi(argv[i] + 12) <= 16)
+            rotate = true, rotate_factor = std::atoi(argv[i] + 12);
         else if (std::strncmp(argv[i], "--l2=", 5) == 0 && std::strcmp(argv[i], "--l2=flush") != 0) {
-            std::fprintf(stderr, "bench_kernels: unknown %s (--l2=flush, the default, or --l2=rotate)\n", argv[i]);
+            std::fprintf(stderr, "bench_kernels: unknown %s (--l2=flush, the default, --l2=rotate or --l2=rotate:F, F = 1..16 times the L2 size)\n",
+                         argv[i]);
             return 2;
         }
     }
@@ -432,6 +439,7 @@ int main(int argc, char **argv) {
     if (check_only) return run_check();
     g = new globals();
     g->rotate = rotate;
+    g->rotate_factor = rotate_factor;
     die_on(g->blas.init(), "cublas init");
     check_or_die(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "stream");
     int l2 = 0;
@@ -440,9 +448,10 @@ int main(int argc, char **argv) {
     check_or_die(cudaMalloc(&g->flush_buf, g->flush_bytes), "flush buffer");
     check_or_die(cudaMemset(g->flush_buf, 1, g->flush_bytes), "flush buffer init");
     g->sink = dev_alloc<uint32_t>(1);
-    qb::cuda::add_benchmark_context(rotate ? "rotate: weights cold (copies together >= 2x L2, each launch on the next), activations warm in L2; "
-                                             "24 launches back to back per event pair, mean per launch"
-                                           : "cold: 2x L2 read pass (clean lines) before every timed launch");
+    qb::cuda::add_benchmark_context(rotate ? "rotate: weights cold (copies together >= " + std::to_string(rotate_factor) +
+                                                 "x L2, each launch on the next), activations warm in L2; 24 launches back to back per event pair, "
+                                                 "mean per launch"
+                                           : std::string("cold: 2x L2 read pass (clean lines) before every timed launch"));
     benchmark::AddCustomContext("w6ax_crossover", w6ax_tables_source());
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
     const backend all[] = {backend::fp16,  backend::lt_w8a8,   backend::legacy,    backend::imma,    backend::btc,  backend::w6ax,

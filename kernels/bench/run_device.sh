@@ -9,7 +9,7 @@
 # --runs N: N full benchmark runs back to back, bench_kernels_<sha>_run<i>.json each, gzipped
 # (scripts/kernels_summary.py combines them: the median of the runs' medians).
 # --protocols: the cold-L2 protocols of bench_kernels (--l2=...) each round runs, in this order
-# (default flush); rotate runs are named bench_kernels_rotate_<sha>_run<i>.json. With both, the
+# (default flush); rotate runs are named bench_kernels_rotate_<sha>_run<i>.json (rotate:4: rotate4_). With both, the
 # rounds interleave them, so that a slow phase of the machine does not fall on one protocol only.
 # --no-tests: skip the test suites (bench_kernels --check still runs), for benchmark-only calls on
 # kernels whose tests already passed on this GPU.
@@ -58,7 +58,7 @@ if [ $bench -eq 1 ]; then
   for r in $(seq 1 "$runs"); do
     for proto in $protocols; do
       tag=""
-      [ "$proto" = flush ] || tag="${proto}_"
+      [ "$proto" = flush ] || tag="${proto//:/}_"
       json="$out/bench_kernels_${tag}${commit:0:12}.json"
       [ "$runs" -gt 1 ] && json="$out/bench_kernels_${tag}${commit:0:12}_run$r.json"
       timeout 420 $bin/bench_kernels --l2="$proto" --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
