@@ -9,8 +9,9 @@
 # --runs N: N full benchmark runs back to back, bench_kernels_<sha>_run<i>.json each, gzipped
 # (scripts/kernels_summary.py combines them: the median of the runs' medians).
 # --protocols: the cold-L2 protocols of bench_kernels (--l2=...) each round runs, in this order
-# (default flush); rotate runs are named bench_kernels_rotate_<sha>_run<i>.json (rotate:4: rotate4_). With both, the
-# rounds interleave them, so that a slow phase of the machine does not fall on one protocol only.
+# (default flush; a protocol may be named more than once); rotate runs are named
+# bench_kernels_rotate_<sha>_run<i>.json (rotate:8: rotate8_). With several, the rounds interleave
+# them, so that a slow phase of the machine does not fall on one protocol only.
 # --no-tests: skip the test suites (bench_kernels --check still runs), for benchmark-only calls on
 # kernels whose tests already passed on this GPU.
 set -uo pipefail
@@ -55,16 +56,22 @@ fi
 timeout 60 $bin/bench_kernels --check 2>&1 | tee "$out/bench_check.txt" || rc=1
 if [ $bench -eq 1 ]; then
   commit=${QBENCH_GIT_COMMIT:-unknown}
+  # Runs are numbered per protocol (a protocol may appear several times in --protocols); a
+  # protocol run once keeps the unnumbered, uncompressed name.
+  declare -A total=() done_=()
+  for proto in $protocols; do total[$proto]=$(( ${total[$proto]:-0} + runs )); done
   for r in $(seq 1 "$runs"); do
     for proto in $protocols; do
+      done_[$proto]=$(( ${done_[$proto]:-0} + 1 ))
+      i=${done_[$proto]}
       tag=""
       [ "$proto" = flush ] || tag="${proto//:/}_"
       json="$out/bench_kernels_${tag}${commit:0:12}.json"
-      [ "$runs" -gt 1 ] && json="$out/bench_kernels_${tag}${commit:0:12}_run$r.json"
+      [ "${total[$proto]}" -gt 1 ] && json="$out/bench_kernels_${tag}${commit:0:12}_run$i.json"
       timeout 420 $bin/bench_kernels --l2="$proto" --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
         --benchmark_out="$json" --benchmark_out_format=json > "$out/bench_kernels.txt" 2>&1 || rc=1
-      [ "$runs" -gt 1 ] && gzip -f "$json"
-      echo "bench --l2=$proto run $r: $(grep -c median "$out/bench_kernels.txt") medians, $(date +%T)"
+      [ "${total[$proto]}" -gt 1 ] && gzip -f "$json"
+      echo "bench --l2=$proto run $i: $(grep -c median "$out/bench_kernels.txt") medians, $(date +%T)"
     done
   done
   grep -c median "$out/bench_kernels.txt"
