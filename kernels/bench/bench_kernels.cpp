@@ -17,6 +17,9 @@
 //   and 24 launches run back to back between one event pair, each on the next copy, so every launch
 //   reads weights that L2 no longer holds while the activations stay in L2 (as the previous layer's
 //   output would): the steady state of a model's layer sequence. The time is the mean per launch.
+//   --graph (with --l2=rotate): each batch captured once as a CUDA graph and replayed, as serving
+//   engines run decode; without it, kernels shorter than the host's launch cost (act_quant alone,
+//   ~3 us) time the host, not the GPU.
 //   Data: random bytes/values generated on the device (timing only; correctness is the gpu test
 //   suite and --check).
 //
@@ -117,6 +120,7 @@ struct globals {
     cudaStream_t stream = nullptr;
     bool rotate = false;    // --l2=rotate
     int rotate_factor = 4; // the copies together hold >= this many times the L2 size
+    bool graph = false;    // --graph: each rotate batch replayed as one CUDA graph
 };
 globals *g = nullptr;
 
@@ -206,17 +210,17 @@ gemm_args w6_args(shape_data &d, const weight_set &w, int m, int a_bits, bool bt
 
 // The timed loop of both protocols. flush: launch on copy 0 after a 2x-L2 read pass, one launch per
 // event pair. rotate: batches of back-to-back launches cycling through the copies.
-void time_launches(benchmark::State &state, int copies, const std::function<void(int)> &launch) {
+bool time_launches(benchmark::State &state, int copies, const std::function<void(int)> &launch) {
     cudaStream_t st = g->stream;
     if (!g->rotate) {
         qb::cuda::time_cuda_iterations(
             state, st, [&] { die_on(l2_flush_read(g->flush_buf, g->flush_bytes, g->sink, st), "flush"); }, [&] { launch(0); });
-        return;
+        return true;
     }
     // 24 launches per batch (a multiple of the copies, so every copy is read equally often); the
     // warm-up touches every copy once.
     const int per_batch = copies * std::max(1, (24 + copies - 1) / copies);
-    qb::cuda::time_cuda_batches(state, st, per_batch, copies, [&](int i) { launch(i % copies); });
+    return qb::cuda::time_cuda_batches(state, st, per_batch, copies, [&](int i) { launch(i % copies); }, g->graph);
 }
 
 void bench(benchmark::State &state, backend b, shape s, int m) {
@@ -307,7 +311,7 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
         return;
     }
     if (b == backend::lt_w8a8 || b == backend::lt_aq) label = g->blas.fused_epilogue() ? "fused scales" : "int32 + epilogue kernel";
-    time_launches(state, int(d.weights.size()), launch);
+    if (!time_launches(state, int(d.weights.size()), launch)) label += " (graph capture failed: direct launches)";
     if (!err.ok()) state.SkipWithError(err.reason.c_str());
     state.SetLabel(label);
     // Weight bytes as stored by each back-end (the roofline numerator; activations excluded).
@@ -347,9 +351,9 @@ void bench_stream(benchmark::State &state, shape s, qb::bench::stream_config cfg
         cudaFree(buf);
         return;
     }
-    time_launches(state, copies, launch);
+    const bool graphed = time_launches(state, copies, launch);
     cudaFree(buf);
-    state.SetLabel(qb::bench::describe(cfg));
+    state.SetLabel(qb::bench::describe(cfg) + (graphed ? "" : " (graph capture failed: direct launches)"));
     state.counters["weight_bytes"] = double(bytes);
     state.counters["TBps"] = benchmark::Counter(double(bytes) / 1e12, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["TOPS"] = 0;
@@ -422,11 +426,12 @@ int run_check() {
 } // namespace
 
 int main(int argc, char **argv) {
-    bool check_only = false, stream_sweep = false, rotate = false;
+    bool check_only = false, stream_sweep = false, rotate = false, graph = false;
     int rotate_factor = 4;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--check") == 0) check_only = true;
         if (std::strcmp(argv[i], "--stream-sweep") == 0) stream_sweep = true;
+        if (std::strcmp(argv[i], "--graph") == 0) graph = true;
         if (std::strcmp(argv[i], "--l2=rotate") == 0) rotate = true;
         else if (std::strncmp(argv[i], "--l2=rotate:", 12) == 0 && std::atoi(argv[i] + 12) >= 1 && std::atoi(argv[i] + 12) <= 16)
             rotate = true, rotate_factor = std::atoi(argv[i] + 12);
@@ -441,6 +446,11 @@ int main(int argc, char **argv) {
     g = new globals();
     g->rotate = rotate;
     g->rotate_factor = rotate_factor;
+    g->graph = rotate && graph;
+    if (graph && !rotate) {
+        std::fprintf(stderr, "bench_kernels: --graph needs --l2=rotate (a flush between launches leaves nothing to batch)\n");
+        return 2;
+    }
     die_on(g->blas.init(), "cublas init");
     check_or_die(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "stream");
     int l2 = 0;
@@ -451,7 +461,7 @@ int main(int argc, char **argv) {
     g->sink = dev_alloc<uint32_t>(1);
     qb::cuda::add_benchmark_context(rotate ? "rotate: weights cold (copies together >= " + std::to_string(rotate_factor) +
                                                  "x L2, each launch on the next), activations warm in L2; 24 launches back to back per event pair, "
-                                                 "mean per launch"
+                                                 "mean per launch" + (graph ? "; each batch one CUDA graph" : "")
                                            : std::string("cold: 2x L2 read pass (clean lines) before every timed launch"));
     benchmark::AddCustomContext("w6ax_crossover", w6ax_tables_source());
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
@@ -487,7 +497,8 @@ int main(int argc, char **argv) {
     // Google Benchmark rejects flags it does not know.
     int kept = 1;
     for (int i = 1; i < argc; ++i)
-        if (std::strcmp(argv[i], "--stream-sweep") != 0 && std::strncmp(argv[i], "--l2=", 5) != 0) argv[kept++] = argv[i];
+        if (std::strcmp(argv[i], "--stream-sweep") != 0 && std::strncmp(argv[i], "--l2=", 5) != 0 && std::strcmp(argv[i], "--graph") != 0)
+            argv[kept++] = argv[i];
     argc = kept;
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();

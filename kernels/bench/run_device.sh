@@ -10,7 +10,7 @@
 # (scripts/kernels_summary.py combines them: the median of the runs' medians).
 # --protocols: the cold-L2 protocols of bench_kernels (--l2=...) each round runs, in this order
 # (default flush; a protocol may be named more than once); rotate runs are named
-# bench_kernels_rotate_<sha>_run<i>.json (rotate:8: rotate8_). With several, the rounds interleave
+# bench_kernels_rotate_<sha>_run<i>.json (rotate:8: rotate8_; rotate+graph, i.e. --l2=rotate --graph: rotategraph_). With several, the rounds interleave
 # them, so that a slow phase of the machine does not fall on one protocol only.
 # --no-tests: skip the test suites (bench_kernels --check still runs), for benchmark-only calls on
 # kernels whose tests already passed on this GPU.
@@ -65,10 +65,13 @@ if [ $bench -eq 1 ]; then
       done_[$proto]=$(( ${done_[$proto]:-0} + 1 ))
       i=${done_[$proto]}
       tag=""
-      [ "$proto" = flush ] || tag="${proto//:/}_"
+      [ "$proto" = flush ] || tag="${proto//[:+]/}_"
+      l2=${proto%+graph}
+      graph=""
+      [ "$l2" = "$proto" ] || graph="--graph"
       json="$out/bench_kernels_${tag}${commit:0:12}.json"
       [ "${total[$proto]}" -gt 1 ] && json="$out/bench_kernels_${tag}${commit:0:12}_run$i.json"
-      timeout 420 $bin/bench_kernels --l2="$proto" --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+      timeout 420 $bin/bench_kernels --l2="$l2" $graph --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
         --benchmark_out="$json" --benchmark_out_format=json > "$out/bench_kernels.txt" 2>&1 || rc=1
       [ "${total[$proto]}" -gt 1 ] && gzip -f "$json"
       echo "bench --l2=$proto run $i: $(grep -c median "$out/bench_kernels.txt") medians, $(date +%T)"

@@ -61,16 +61,38 @@ void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, const st
     cudaEventDestroy(stop);
 }
 
-void time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launches, int warmup, const std::function<void(int)> &launch) {
+bool time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launches, int warmup, const std::function<void(int)> &launch,
+                       bool graph) {
     cudaEvent_t start, stop;
     check_or_die(cudaEventCreate(&start), "cudaEventCreate");
     check_or_die(cudaEventCreate(&stop), "cudaEventCreate");
     int next = 0;
     for (int i = 0; i < warmup; ++i) launch(next++);
     check_or_die(cudaStreamSynchronize(stream), "warm-up");
+    cudaGraphExec_t exec = nullptr;
+    if (graph) {
+        // The batch is captured once, launch indices next .. next + launches - 1; callers rotate
+        // their copies modulo a divisor of `launches`, so every replay reads the same sequence.
+        cudaGraph_t g = nullptr;
+        bool ok = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
+        if (ok) {
+            for (int i = 0; i < launches; ++i) launch(next + i);
+            ok = cudaStreamEndCapture(stream, &g) == cudaSuccess && g;
+        }
+        ok = ok && cudaGraphInstantiate(&exec, g, 0) == cudaSuccess;
+        if (g) cudaGraphDestroy(g);
+        if (ok) ok = cudaGraphLaunch(exec, stream) == cudaSuccess && cudaStreamSynchronize(stream) == cudaSuccess;
+        if (!ok) {
+            if (exec) cudaGraphExecDestroy(exec);
+            exec = nullptr;
+        }
+        cudaGetLastError(); // a failed capture leaves its error behind; the direct launches below report their own
+    }
     for (auto _ : state) {
         check_or_die(cudaEventRecord(start, stream), "cudaEventRecord");
-        for (int i = 0; i < launches; ++i) launch(next++);
+        if (exec) check_or_die(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+        else
+            for (int i = 0; i < launches; ++i) launch(next++);
         check_or_die(cudaEventRecord(stop, stream), "cudaEventRecord");
         check_or_die(cudaEventSynchronize(stop), "cudaEventSynchronize");
         check_or_die(cudaGetLastError(), "kernel launch");
@@ -79,8 +101,11 @@ void time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launche
         state.SetIterationTime(double(ms) / 1e3 / launches);
     }
     state.counters["launches_per_batch"] = launches;
+    const bool graphed = exec != nullptr;
+    if (exec) cudaGraphExecDestroy(exec);
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
+    return graphed || !graph;
 }
 
 void add_benchmark_context(const std::string &l2_policy) {

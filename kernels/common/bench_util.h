@@ -34,7 +34,11 @@ void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, const st
 // and reports the mean time per launch (manual time, seconds): no launch latency between kernels
 // and no idle gap, as in a model's sequence of layers. launch(i) runs the i-th launch since the
 // start (the caller rotates its weight copies by i so that each launch reads bytes L2 no longer holds).
-void time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launches, int warmup, const std::function<void(int)> &launch);
+// graph: capture the batch once as a CUDA graph and replay it, so the host's launch cost (~2-4 us a
+// launch) cannot starve the GPU on kernels shorter than that; returns false when the capture failed
+// (the batch then ran as direct launches).
+bool time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launches, int warmup, const std::function<void(int)> &launch,
+                       bool graph = false);
 
 // Adds gpu, driver, sm clocks, L2 policy and the git revision to the benchmark JSON context.
 void add_benchmark_context(const std::string &l2_policy);
