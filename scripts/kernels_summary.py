@@ -15,7 +15,7 @@ Usage: scripts/kernels_summary.py BENCH.json[.gz] [MORE_RUNS ...] [--out-dir res
                                  [--gpu h100 --peak-tbps 3.0]
 <gpu> names the files (default h100, the issue's machine); runs of `bench_kernels --l2=rotate`
 (weights rotated through copies, launches back to back; the JSON's l2_policy says so) write
-<gpu>_rotate_* instead and never the crossover headers, which follow the flush protocol's runs; --peak-tbps is that GPU's measured
+<gpu>_rotate_* (with --graph: <gpu>_graph_*) instead and never the crossover headers, which follow the flush protocol's runs; --peak-tbps is that GPU's measured
 device-to-device copy rate (H100: 3.0 TB/s, ../shared/docs/gpu-machine.md; H200: 4.3 TB/s, measured
 on this workplace's H200s). --no-crossover leaves the headers alone (runs that are not a full
 benchmark of a clean tree, or that should not change what w6ax picks).
@@ -221,16 +221,16 @@ def markdown(summary, context):
         agg = defaultdict(list)
         for model, layer, n, k, ab in shapes:
             d = by.get((model, layer, m), {})
-            if "w6_imma" not in d or "flexq_btc" not in d:
+            if "w6_imma" not in d:
                 continue
-            best = min(d["w6_imma"]["us"], d["flexq_btc"]["us"])
+            best = min(d["w6_imma"]["us"], d.get("flexq_btc", {"us": math.inf})["us"])  # a filtered run may lack flexq_btc
             pct = 100 * floor_us(n, k) / best
             xs = [d[b]["us"] / best if b in d else float("nan") for b in ("cublaslt_w8a8", "fp16", "cublas_w8a8_legacy")]
             paper = PAPER.get((model, layer), {}).get(m, "")
             stream = by.get((model, layer, 1), {}).get("stream_read", {}).get("us", float("nan"))
             lines.append("| %s.%s | %dx%d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.0f%% | %.2f | %.2f | %.2f | %s |" % (
                 model, layer, n, k, ab, floor_us(n, k), stream, d.get("fp16", {}).get("us", float("nan")), d.get("cublaslt_w8a8", {}).get("us", float("nan")),
-                d.get("cublas_w8a8_legacy", {}).get("us", float("nan")), d["w6_imma"]["us"], d["flexq_btc"]["us"], pct, 100 * stream / best, *xs, paper))
+                d.get("cublas_w8a8_legacy", {}).get("us", float("nan")), d["w6_imma"]["us"], d.get("flexq_btc", {}).get("us", float("nan")), pct, 100 * stream / best, *xs, paper))
             agg["pct"].append(pct / 100)
             if stream == stream:
                 agg["stream_pct"].append(floor_us(n, k) / stream)
@@ -314,8 +314,8 @@ def plot(summary, path):
     axes[0].legend(loc="upper right", fontsize=8)
     axes[-1].set_xticks(list(range(len(shapes))))
     axes[-1].set_xticklabels(shapes, rotation=60, fontsize=7)
-    protocol = "weights cold, launches back to back" if GPU_TAG.endswith("_rotate") else "cold L2"
-    fig.suptitle("W6 kernel speedup on %s (%s, medians)" % (GPU_TAG.upper().replace("_ROTATE", ""), protocol))
+    protocol = "weights cold, launches back to back" if GPU_TAG.endswith(("_rotate", "_graph")) else "cold L2"
+    fig.suptitle("W6 kernel speedup on %s (%s, medians)" % (GPU_TAG.upper().split("_")[0], protocol))
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
@@ -337,7 +337,7 @@ def main():
     load_paper(root)
     context, rows = load_runs(a.json)
     if str(context.get("l2_policy", "")).startswith("rotate"):
-        GPU_TAG += "_rotate"
+        GPU_TAG += "_graph" if "CUDA graph" in str(context.get("l2_policy")) else "_rotate"
         a.no_crossover = True
     summary = summarize(rows)
     with open(os.path.join(out_dir, GPU_TAG + "_summary.csv"), "w", newline="") as f:
