@@ -115,7 +115,8 @@ struct globals {
     std::unique_ptr<shape_data> data;
     cublas_context blas;
     void *flush_buf = nullptr;
-    size_t flush_bytes = 0;
+    size_t flush_bytes = 0; // 2x L2
+    size_t l2_bytes = 0;
     uint32_t *sink = nullptr;
     cudaStream_t stream = nullptr;
     bool rotate = false;    // --l2=rotate
@@ -132,7 +133,7 @@ globals *g = nullptr;
 int weight_copies(int n, int k) {
     if (!g->rotate) return 1;
     const double w6 = double(packed_weight_bytes(n, k) + packed_scale_bytes(n, k));
-    return std::max(2, int(std::ceil(double(g->flush_bytes) / 2 * g->rotate_factor / w6)));
+    return std::max(2, int(std::ceil(double(g->l2_bytes) * g->rotate_factor / w6)));
 }
 
 shape_data &data_for(int n, int k) {
@@ -455,6 +456,7 @@ int main(int argc, char **argv) {
     check_or_die(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "stream");
     int l2 = 0;
     check_or_die(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0), "L2 size");
+    g->l2_bytes = size_t(l2);
     g->flush_bytes = size_t(l2) * 2;
     check_or_die(cudaMalloc(&g->flush_buf, g->flush_bytes), "flush buffer");
     check_or_die(cudaMemset(g->flush_buf, 1, g->flush_bytes), "flush buffer init");

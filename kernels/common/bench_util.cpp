@@ -39,33 +39,53 @@ void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, bool col
     time_cuda_iterations(state, stream, cold_l2 ? std::function<void()>([&] { flusher->flush(stream); }) : std::function<void()>(), launch);
 }
 
+namespace {
+
+// One CUDA event pair: the seconds between the start of what `enqueue` queues on the stream and
+// its end, checked for launch errors; both timing loops below use it.
+class event_timer {
+public:
+    event_timer() {
+        check_or_die(cudaEventCreate(&start_), "cudaEventCreate");
+        check_or_die(cudaEventCreate(&stop_), "cudaEventCreate");
+    }
+    ~event_timer() {
+        cudaEventDestroy(start_);
+        cudaEventDestroy(stop_);
+    }
+    event_timer(const event_timer &) = delete;
+    event_timer &operator=(const event_timer &) = delete;
+    double seconds(cudaStream_t stream, const std::function<void()> &enqueue) {
+        check_or_die(cudaEventRecord(start_, stream), "cudaEventRecord");
+        enqueue();
+        check_or_die(cudaEventRecord(stop_, stream), "cudaEventRecord");
+        check_or_die(cudaEventSynchronize(stop_), "cudaEventSynchronize");
+        check_or_die(cudaGetLastError(), "kernel launch");
+        float ms = 0;
+        check_or_die(cudaEventElapsedTime(&ms, start_, stop_), "cudaEventElapsedTime");
+        return double(ms) / 1e3;
+    }
+
+private:
+    cudaEvent_t start_ = nullptr, stop_ = nullptr;
+};
+
+} // namespace
+
 void time_cuda_iterations(benchmark::State &state, cudaStream_t stream, const std::function<void()> &flush,
                           const std::function<void()> &launch) {
-    cudaEvent_t start, stop;
-    check_or_die(cudaEventCreate(&start), "cudaEventCreate");
-    check_or_die(cudaEventCreate(&stop), "cudaEventCreate");
+    event_timer timer;
     for (int i = 0; i < 3; ++i) launch(); // warm-up: module load, clocks, cuBLAS heuristics
     check_or_die(cudaStreamSynchronize(stream), "warm-up");
     for (auto _ : state) {
         if (flush) flush();
-        check_or_die(cudaEventRecord(start, stream), "cudaEventRecord");
-        launch();
-        check_or_die(cudaEventRecord(stop, stream), "cudaEventRecord");
-        check_or_die(cudaEventSynchronize(stop), "cudaEventSynchronize");
-        check_or_die(cudaGetLastError(), "kernel launch");
-        float ms = 0;
-        check_or_die(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-        state.SetIterationTime(double(ms) / 1e3);
+        state.SetIterationTime(timer.seconds(stream, launch));
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
 }
 
 bool time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launches, int warmup, const std::function<void(int)> &launch,
                        bool graph) {
-    cudaEvent_t start, stop;
-    check_or_die(cudaEventCreate(&start), "cudaEventCreate");
-    check_or_die(cudaEventCreate(&stop), "cudaEventCreate");
+    event_timer timer;
     int next = 0;
     for (int i = 0; i < warmup; ++i) launch(next++);
     check_or_die(cudaStreamSynchronize(stream), "warm-up");
@@ -88,23 +108,15 @@ bool time_cuda_batches(benchmark::State &state, cudaStream_t stream, int launche
         }
         cudaGetLastError(); // a failed capture leaves its error behind; the direct launches below report their own
     }
-    for (auto _ : state) {
-        check_or_die(cudaEventRecord(start, stream), "cudaEventRecord");
+    const std::function<void()> batch = [&] {
         if (exec) check_or_die(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
         else
             for (int i = 0; i < launches; ++i) launch(next++);
-        check_or_die(cudaEventRecord(stop, stream), "cudaEventRecord");
-        check_or_die(cudaEventSynchronize(stop), "cudaEventSynchronize");
-        check_or_die(cudaGetLastError(), "kernel launch");
-        float ms = 0;
-        check_or_die(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-        state.SetIterationTime(double(ms) / 1e3 / launches);
-    }
+    };
+    for (auto _ : state) state.SetIterationTime(timer.seconds(stream, batch) / launches);
     state.counters["launches_per_batch"] = launches;
     const bool graphed = exec != nullptr;
     if (exec) cudaGraphExecDestroy(exec);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
     return graphed || !graph;
 }
 
