@@ -15,7 +15,7 @@ Usage: scripts/kernels_summary.py BENCH.json[.gz] [MORE_RUNS ...] [--out-dir res
                                  [--gpu h100 --peak-tbps 3.0]
 <gpu> names the files (default h100, the issue's machine); runs of `bench_kernels --l2=rotate`
 (weights rotated through copies, launches back to back; the JSON's l2_policy says so) write
-<gpu>_rotate_* (with --graph: <gpu>_graph_*) instead and never the crossover headers, which follow the flush protocol's runs; --peak-tbps is that GPU's measured
+<gpu>_rotate_* (with --graph: <gpu>_graph_*; with --chain as well: <gpu>_graphchain_*) instead and never the crossover headers, which follow the flush protocol's runs; --peak-tbps is that GPU's measured
 device-to-device copy rate (H100: 3.0 TB/s, ../shared/docs/gpu-machine.md; H200: 4.3 TB/s, measured
 on this workplace's H200s). --no-crossover leaves the headers alone (runs that are not a full
 benchmark of a clean tree, or that should not change what w6ax picks).
@@ -337,7 +337,8 @@ def main():
     load_paper(root)
     context, rows = load_runs(a.json)
     if str(context.get("l2_policy", "")).startswith("rotate"):
-        GPU_TAG += "_graph" if "CUDA graph" in str(context.get("l2_policy")) else "_rotate"
+        policy = str(context.get("l2_policy"))
+        GPU_TAG += ("_graph" if "CUDA graph" in policy else "_rotate") + ("chain" if "chained" in policy else "")
         a.no_crossover = True
     summary = summarize(rows)
     with open(os.path.join(out_dir, GPU_TAG + "_summary.csv"), "w", newline="") as f:

@@ -20,6 +20,12 @@
 //   --graph (with --l2=rotate): each batch captured once as a CUDA graph and replayed, as serving
 //   engines run decode; without it, kernels shorter than the host's launch cost (act_quant alone,
 //   ~3 us) time the host, not the GPU.
+//   --chain (with --l2=rotate): qbench's own kernels (W6 GEMMs, quantizers, stream_read) launched
+//   with programmatic dependent launch, as one layer after another in a model: each launch may
+//   take the SMs the previous one's last wave leaves idle and stream its weights while that one
+//   drains (it waits for it before reading activations or writing). cuBLAS's kernels offer no
+//   such launch, so the fp16 / cuBLASLt / legacy rows stay as they are: a row's speedup over them
+//   then includes what chaining gains, and the JSON's l2_policy says so.
 //   Data: random bytes/values generated on the device (timing only; correctness is the gpu test
 //   suite and --check).
 //
@@ -122,6 +128,7 @@ struct globals {
     bool rotate = false;    // --l2=rotate
     int rotate_factor = 4; // the copies together hold >= this many times the L2 size
     bool graph = false;    // --graph: each rotate batch replayed as one CUDA graph
+    bool chain = false;    // --chain: our launches programmatically dependent on the one before
 };
 globals *g = nullptr;
 
@@ -247,6 +254,7 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
         auto a = w6_args(d, d.weights[c], m, s.a_bits, false);
         a.act = nullptr, a.act_scales = nullptr;
         a.act_fp16 = d.x;
+        a.pdl = g->chain;
         record(w6_imma_run(a, st));
     };
     switch (b) {
@@ -260,7 +268,7 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
     case backend::lt_aq:
         launch = [&](int c) {
             const auto &w = d.weights[c];
-            record(act_quant_token(d.x, m, s.k, d.x8, d.sx_tok, st));
+            record(act_quant_token(d.x, m, s.k, d.x8, d.sx_tok, st, g->chain));
             record(g->blas.gemm_w8a8_lt(m, s.n, s.k, d.x8, w.w8, d.sx_tok, w.sw_ch, d.out, d.acc32, st));
         };
         break;
@@ -271,6 +279,7 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
         const bool use_btc = b == backend::btc || (b == backend::w6ax && choose_btc);
         launch = [&, use_btc](int c) {
             auto a = w6_args(d, d.weights[c], m, s.a_bits, use_btc);
+            a.pdl = g->chain;
             record(use_btc ? flexq_btc_run(a, st) : w6_imma_run(a, st));
         };
         label = use_btc ? w6_config_name(m) : w6_imma_config_name(m);
@@ -279,7 +288,8 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
     }
     case backend::act_quant:
         launch = [&](int) {
-            record(btc_fmt ? act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st) : act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order));
+            record(btc_fmt ? act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st, g->chain)
+                           : act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order, g->chain));
         };
         label = btc_fmt ? "planes" : "int8";
         break;
@@ -292,8 +302,8 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
             break;
         }
         launch = [&](int c) {
-            if (btc_fmt) record(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st));
-            else record(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order));
+            if (btc_fmt) record(act_quant_planes(d.x, m, s.k, s.a_bits, d.planes, d.sx, st, g->chain));
+            else record(act_quant_int8(d.x, m, s.k, s.a_bits, d.x8, d.sx, st, order, g->chain));
             auto a = w6_args(d, d.weights[c], m, s.a_bits, btc_fmt);
             a.pdl = true; // weights stream while the quantizer finishes
             record(btc_fmt ? flexq_btc_run(a, st) : w6_imma_run(a, st));
@@ -343,7 +353,7 @@ void bench_stream(benchmark::State &state, shape s, qb::bench::stream_config cfg
     die_on(fill_random_bytes(buf, stride * copies, 8, st), "fill stream buffer");
     cudaError_t err = cudaSuccess;
     auto launch = [&](int c) {
-        if (cudaError_t e = qb::bench::stream_read(buf + stride * c, bytes, g->sink, cfg, st); e != cudaSuccess && err == cudaSuccess) err = e;
+        if (cudaError_t e = qb::bench::stream_read(buf + stride * c, bytes, g->sink, cfg, st, g->chain); e != cudaSuccess && err == cudaSuccess) err = e;
     };
     launch(0);
     check_or_die(cudaStreamSynchronize(st), "first stream launch");
@@ -427,12 +437,13 @@ int run_check() {
 } // namespace
 
 int main(int argc, char **argv) {
-    bool check_only = false, stream_sweep = false, rotate = false, graph = false;
+    bool check_only = false, stream_sweep = false, rotate = false, graph = false, chain = false;
     int rotate_factor = 4;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--check") == 0) check_only = true;
         if (std::strcmp(argv[i], "--stream-sweep") == 0) stream_sweep = true;
         if (std::strcmp(argv[i], "--graph") == 0) graph = true;
+        if (std::strcmp(argv[i], "--chain") == 0) chain = true;
         if (std::strcmp(argv[i], "--l2=rotate") == 0) rotate = true;
         else if (std::strncmp(argv[i], "--l2=rotate:", 12) == 0 && std::atoi(argv[i] + 12) >= 1 && std::atoi(argv[i] + 12) <= 16)
             rotate = true, rotate_factor = std::atoi(argv[i] + 12);
@@ -448,8 +459,10 @@ int main(int argc, char **argv) {
     g->rotate = rotate;
     g->rotate_factor = rotate_factor;
     g->graph = rotate && graph;
-    if (graph && !rotate) {
-        std::fprintf(stderr, "bench_kernels: --graph needs --l2=rotate (a flush between launches leaves nothing to batch)\n");
+    g->chain = rotate && chain;
+    if ((graph || chain) && !rotate) {
+        std::fprintf(stderr, "bench_kernels: %s needs --l2=rotate (a flush between launches leaves nothing to batch or chain)\n",
+                     graph ? "--graph" : "--chain");
         return 2;
     }
     die_on(g->blas.init(), "cublas init");
@@ -463,7 +476,8 @@ int main(int argc, char **argv) {
     g->sink = dev_alloc<uint32_t>(1);
     qb::cuda::add_benchmark_context(rotate ? "rotate: weights cold (copies together >= " + std::to_string(rotate_factor) +
                                                  "x L2, each launch on the next), activations warm in L2; 24 launches back to back per event pair, "
-                                                 "mean per launch" + (graph ? "; each batch one CUDA graph" : "")
+                                                 "mean per launch" + (graph ? "; each batch one CUDA graph" : "") +
+                                                 (chain ? "; qbench kernels chained by programmatic dependent launch (cuBLAS kernels not)" : "")
                                            : std::string("cold: 2x L2 read pass (clean lines) before every timed launch"));
     benchmark::AddCustomContext("w6ax_crossover", w6ax_tables_source());
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
@@ -499,7 +513,8 @@ int main(int argc, char **argv) {
     // Google Benchmark rejects flags it does not know.
     int kept = 1;
     for (int i = 1; i < argc; ++i)
-        if (std::strcmp(argv[i], "--stream-sweep") != 0 && std::strncmp(argv[i], "--l2=", 5) != 0 && std::strcmp(argv[i], "--graph") != 0)
+        if (std::strcmp(argv[i], "--stream-sweep") != 0 && std::strncmp(argv[i], "--l2=", 5) != 0 && std::strcmp(argv[i], "--graph") != 0 &&
+            std::strcmp(argv[i], "--chain") != 0)
             argv[kept++] = argv[i];
     argc = kept;
     benchmark::Initialize(&argc, argv);

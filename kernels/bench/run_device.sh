@@ -10,7 +10,8 @@
 # (scripts/kernels_summary.py combines them: the median of the runs' medians).
 # --protocols: the cold-L2 protocols of bench_kernels (--l2=...) each round runs, in this order
 # (default flush; a protocol may be named more than once); rotate runs are named
-# bench_kernels_rotate_<sha>_run<i>.json (rotate:8: rotate8_; rotate+graph, i.e. --l2=rotate --graph: rotategraph_). With several, the rounds interleave
+# bench_kernels_rotate_<sha>_run<i>.json (rotate:8: rotate8_; rotate+graph, i.e. --l2=rotate --graph: rotategraph_;
+# rotate+graph+chain: rotategraphchain_). With several, the rounds interleave
 # them, so that a slow phase of the machine does not fall on one protocol only.
 # --no-tests: skip the test suites (bench_kernels --check still runs), for benchmark-only calls on
 # kernels whose tests already passed on this GPU.
@@ -54,6 +55,11 @@ if [ $tests -eq 1 ] && [ -x $bin/test_backends ]; then
   grep -E "FAIL|ERROR|test cases|assertions|error" "$out/test_backends.txt" | head -30
 fi
 timeout 60 $bin/bench_kernels --check 2>&1 | tee "$out/bench_check.txt" || rc=1
+if [ $tests -eq 1 ]; then
+  py=$(command -v python3 || echo /opt/torch/.venv/bin/python)
+  timeout 600 "$py" kernels/bench/bench_protocols_test.py $bin/bench_kernels > "$out/bench_protocols.txt" 2>&1 || rc=1
+  tail -6 "$out/bench_protocols.txt"
+fi
 if [ $bench -eq 1 ]; then
   commit=${QBENCH_GIT_COMMIT:-unknown}
   # Runs are numbered per protocol (a protocol may appear several times in --protocols); a
@@ -66,9 +72,10 @@ if [ $bench -eq 1 ]; then
       i=${done_[$proto]}
       tag=""
       [ "$proto" = flush ] || tag="${proto//[:+]/}_"
-      l2=${proto%+graph}
+      # rotate+graph+chain -> --l2=rotate --graph --chain
+      l2=${proto%%+*}
       graph=""
-      [ "$l2" = "$proto" ] || graph="--graph"
+      [ "$l2" = "$proto" ] || { flags=${proto#*+}; graph="--${flags//+/ --}"; }
       json="$out/bench_kernels_${tag}${commit:0:12}.json"
       [ "${total[$proto]}" -gt 1 ] && json="$out/bench_kernels_${tag}${commit:0:12}_run$i.json"
       timeout 420 $bin/bench_kernels --l2="$l2" $graph --benchmark_filter="$filter" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \

@@ -4,6 +4,7 @@
 
 #include "common/device_info.h"
 #include "common/load_hints.cuh"
+#include "common/pdl_launch.h"
 #include "common/sm90_async.cuh"
 
 namespace qb::bench {
@@ -15,6 +16,7 @@ using qb::cuda::ld_stream;
 
 template <int U>
 __global__ void stream_ldg_kernel(const uint4 *__restrict__ src, size_t count, uint32_t *sink) {
+    qb::cuda::sm90::pdl_launch_dependents(); // (only under bench_kernels --chain does the next one react)
     const size_t stride = size_t(gridDim.x) * blockDim.x;
     size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
     uint32_t acc = 0;
@@ -81,20 +83,21 @@ std::string describe(const stream_config &c) {
     return "bulk b" + std::to_string(c.blocks_per_sm) + " s" + std::to_string(c.stages) + " x" + std::to_string(c.stage_bytes / 1024) + "K";
 }
 
-cudaError_t stream_read(const void *buffer, size_t bytes, uint32_t *sink, const stream_config &c, cudaStream_t stream) {
+cudaError_t stream_read(const void *buffer, size_t bytes, uint32_t *sink, const stream_config &c, cudaStream_t stream, bool pdl) {
     if (bytes % 16 || reinterpret_cast<uintptr_t>(buffer) % 16) return cudaErrorInvalidValue;
     const unsigned blocks = unsigned(qb::cuda::current_device_sm_count() * c.blocks_per_sm);
     if (c.method == stream_method::ldg) {
         const auto *src = static_cast<const uint4 *>(buffer);
+        const size_t count = bytes / 16;
+        const dim3 grid(blocks), block(unsigned(c.threads));
         switch (c.unroll) {
-        case 2: stream_ldg_kernel<2><<<blocks, c.threads, 0, stream>>>(src, bytes / 16, sink); break;
-        case 4: stream_ldg_kernel<4><<<blocks, c.threads, 0, stream>>>(src, bytes / 16, sink); break;
-        case 8: stream_ldg_kernel<8><<<blocks, c.threads, 0, stream>>>(src, bytes / 16, sink); break;
+        case 2: return qb::cuda::launch_maybe_pdl(stream_ldg_kernel<2>, grid, block, 0, stream, pdl, src, count, sink);
+        case 4: return qb::cuda::launch_maybe_pdl(stream_ldg_kernel<4>, grid, block, 0, stream, pdl, src, count, sink);
+        case 8: return qb::cuda::launch_maybe_pdl(stream_ldg_kernel<8>, grid, block, 0, stream, pdl, src, count, sink);
         default: return cudaErrorInvalidValue;
         }
-        return cudaGetLastError();
     }
-    if (qb::cuda::current_device_cc() < 90 || c.stage_bytes % 16 || c.stage_bytes < 128 || c.stages < 1) return cudaErrorInvalidValue;
+    if (pdl || qb::cuda::current_device_cc() < 90 || c.stage_bytes % 16 || c.stage_bytes < 128 || c.stages < 1) return cudaErrorInvalidValue;
     const size_t smem = size_t(c.stages) * c.stage_bytes + 8 * size_t(c.stages);
     if (cudaError_t e = cudaFuncSetAttribute(stream_bulk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)); e != cudaSuccess) return e;
     stream_bulk_kernel<<<blocks, 32, smem, stream>>>(static_cast<const uint8_t *>(buffer), bytes, c.stage_bytes, c.stages, sink);

@@ -30,8 +30,10 @@ struct stream_config {
 std::string describe(const stream_config &c);
 
 // Reads `bytes` (a multiple of 16, 16-byte aligned) of `buffer`; one word goes to `sink` so the
-// loads stay. Returns the launch error, if any.
-cudaError_t stream_read(const void *buffer, size_t bytes, uint32_t *sink, const stream_config &c, cudaStream_t stream);
+// loads stay. Returns the launch error, if any. `pdl` (ldg only; bulk: cudaErrorInvalidValue):
+// launched with programmatic dependent launch, as the GEMMs under bench_kernels --chain; it
+// depends on nothing, so it starts as soon as the kernel ahead lets it.
+cudaError_t stream_read(const void *buffer, size_t bytes, uint32_t *sink, const stream_config &c, cudaStream_t stream, bool pdl = false);
 
 // The probe's configuration in the benchmark rows (`stream_read`), and the sweep it was chosen
 // from (bench_kernels --stream-sweep; results in docs/kernels.md).

@@ -8,6 +8,18 @@
 
 namespace qb::cuda::sm90 {
 
+// Programmatic dependent launch (griddepcontrol, sm_90). A kernel launched with the
+// programmatic-stream-serialization attribute may start before the kernel ahead of it in the stream
+// has finished, so it must call pdl_wait() (which returns once that kernel has completed and its
+// writes are visible) before it reads what that kernel writes or writes what it reads (a reused
+// buffer); what neither touches, such as weights, it may read before. pdl_launch_dependents() lets the kernel behind
+// this one (if that one is launched with the attribute) be scheduled once every block of this grid
+// has called it or exited: its blocks then fill the SMs this grid's last wave leaves idle and start
+// on their independent inputs (weights) while this grid drains. Both are no-ops for kernels
+// launched without the attribute.
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+
 __device__ __forceinline__ uint32_t smem_addr(const void *p) { return uint32_t(__cvta_generic_to_shared(p)); }
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {

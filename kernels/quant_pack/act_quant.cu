@@ -2,6 +2,8 @@
 // lane L reads elements L, L + 32, L + 64, L + 96 of the group, so that one __ballot_sync per
 // (plane, element) yields exactly the 32-bit plane word flexq_btc reads (bit b = element 32t + b).
 #include "common/cuda_check.h"
+#include "common/pdl_launch.h"
+#include "common/sm90_async.cuh"
 #include "quant_pack/act_quant.h"
 #include "quant_pack/w6_layout.h"
 
@@ -10,7 +12,16 @@
 namespace qb::w6 {
 namespace {
 
-__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+using qb::cuda::sm90::pdl_launch_dependents;
+using qb::cuda::sm90::pdl_wait;
+
+// Every quantizer kernel first lets the GEMM behind it start (it streams weights meanwhile), then,
+// when launched with `pdl` itself, waits for the kernel ahead (the previous layer, which writes x
+// and may still read q and scales) before it touches anything.
+__device__ __forceinline__ void pdl_enter() {
+    pdl_launch_dependents();
+    pdl_wait();
+}
 
 // Quantizes the group of warp (row, g); returns the 4 codes of this lane (elements L + 32e).
 __device__ __forceinline__ void quant_group(const __half *x, int k, int row, int g, float qmax, int lane, int q[4], float &scale) {
@@ -40,7 +51,7 @@ struct warp_group {
     float scale;
 };
 __device__ __forceinline__ bool quant_warp_group(const __half *x, int m, int k, float qmax, warp_group &w) {
-    pdl_trigger();
+    pdl_enter();
     const int groups = k / group_size;
     const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     w.lane = threadIdx.x & 31;
@@ -78,7 +89,7 @@ __global__ void act_quant_planes_kernel(const __half *__restrict__ x, int m, int
 
 // One block per token: absmax over the whole row, then codes.
 __global__ void act_quant_token_kernel(const __half *__restrict__ x, int k, int8_t *__restrict__ q, float *__restrict__ scales) {
-    pdl_trigger();
+    pdl_enter();
     const int row = blockIdx.x;
     const __half *src = x + size_t(row) * k;
     float amax = 0.f;
@@ -152,27 +163,28 @@ status l2_flush_read(const void *buffer, size_t bytes, uint32_t *sink, cudaStrea
     return status::success();
 }
 
-status act_quant_int8(const __half *x, int m, int k, int bits, int8_t *q, float *scales, cudaStream_t stream, int8_order order) {
+status act_quant_int8(const __half *x, int m, int k, int bits, int8_t *q, float *scales, cudaStream_t stream, int8_order order, bool pdl) {
     if (auto st = check_args("act_quant_int8", x, m, k, bits); !st) return st;
     if (k % group_size) return status::failure(status_code::unsupported_shape, "act_quant_int8: k must be a multiple of 128 (k=" + std::to_string(k) + ")");
     const long long warps = (long long)m * (k / group_size);
-    act_quant_int8_kernel<<<unsigned((warps + 7) / 8), 256, 0, stream>>>(x, m, k, bits == 6 ? 31.f : 127.f, order == int8_order::wgmma_k, q, scales);
+    QB_CUDA_TRY(qb::cuda::launch_maybe_pdl(act_quant_int8_kernel, unsigned((warps + 7) / 8), 256, 0, stream, pdl, x, m, k, bits == 6 ? 31.f : 127.f,
+                       order == int8_order::wgmma_k, q, scales));
     QB_CUDA_TRY_LAUNCH();
     return status::success();
 }
 
-status act_quant_planes(const __half *x, int m, int k, int bits, uint32_t *planes, float *scales, cudaStream_t stream) {
+status act_quant_planes(const __half *x, int m, int k, int bits, uint32_t *planes, float *scales, cudaStream_t stream, bool pdl) {
     if (auto st = check_args("act_quant_planes", x, m, k, bits); !st) return st;
     if (k % group_size) return status::failure(status_code::unsupported_shape, "act_quant_planes: k must be a multiple of 128 (k=" + std::to_string(k) + ")");
     const long long warps = (long long)m * (k / group_size);
-    act_quant_planes_kernel<<<unsigned((warps + 7) / 8), 256, 0, stream>>>(x, m, k, bits, bits == 6 ? 31.f : 127.f, planes, scales);
+    QB_CUDA_TRY(qb::cuda::launch_maybe_pdl(act_quant_planes_kernel, unsigned((warps + 7) / 8), 256, 0, stream, pdl, x, m, k, bits, bits == 6 ? 31.f : 127.f, planes, scales));
     QB_CUDA_TRY_LAUNCH();
     return status::success();
 }
 
-status act_quant_token(const __half *x, int m, int k, int8_t *q, float *scales, cudaStream_t stream) {
+status act_quant_token(const __half *x, int m, int k, int8_t *q, float *scales, cudaStream_t stream, bool pdl) {
     if (auto st = check_args("act_quant_token", x, m, k, 8); !st) return st;
-    act_quant_token_kernel<<<m, 256, 0, stream>>>(x, k, q, scales);
+    QB_CUDA_TRY(qb::cuda::launch_maybe_pdl(act_quant_token_kernel, unsigned(m), 256, 0, stream, pdl, x, k, q, scales));
     QB_CUDA_TRY_LAUNCH();
     return status::success();
 }

@@ -6,7 +6,9 @@
 //   act_quant_planes: group 128 -> planes [M][K/128][4][bits] + scales [K/128][M]  (flexq_btc)
 //   act_quant_token:  one group per token -> int8 [M, K] + scales [M]  (cuBLASLt W8A8 baseline)
 // Each kernel lets the next kernel in the stream start early (programmatic dependent launch):
-// a GEMM launched with w6 `pdl` streams its weights while this kernel still runs.
+// a GEMM launched with w6 `pdl` streams its weights while this kernel still runs. With `pdl` the
+// quantizer itself is launched so (the previous layer's kernel may still drain); it waits for that
+// kernel before reading x or writing its outputs, so any kernel may precede it.
 // Test: tests/kernels/w6/test_w6_kernels.cpp (gpu); bench: kernels/bench/bench_kernels.cpp.
 #pragma once
 #include "core/status.h"
@@ -22,9 +24,9 @@ namespace qb::w6 {
 enum class int8_order { natural, wgmma_k };
 
 status act_quant_int8(const __half *x, int m, int k, int bits, int8_t *q, float *scales, cudaStream_t stream,
-                      int8_order order = int8_order::natural);
-status act_quant_planes(const __half *x, int m, int k, int bits, uint32_t *planes, float *scales, cudaStream_t stream);
-status act_quant_token(const __half *x, int m, int k, int8_t *q, float *scales, cudaStream_t stream);
+                      int8_order order = int8_order::natural, bool pdl = false);
+status act_quant_planes(const __half *x, int m, int k, int bits, uint32_t *planes, float *scales, cudaStream_t stream, bool pdl = false);
+status act_quant_token(const __half *x, int m, int k, int8_t *q, float *scales, cudaStream_t stream, bool pdl = false);
 
 // Fills a device buffer with pseudo-random bytes (a hash of the index and seed): benchmark data
 // for shapes too large to generate and copy from the host.

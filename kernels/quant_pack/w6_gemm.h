@@ -22,7 +22,11 @@ struct gemm_args {
     const float *act_scales = nullptr; // [G][m] fp32
     __half *out = nullptr;        // [m, n] row-major
     int32_t *group_acc = nullptr; // optional [m][n][G]: the exact per-group integers (tests)
-    bool pdl = false;             // launched right after act_quant_*: overlap with it (Hopper PDL)
+    // Programmatic dependent launch (Hopper): the GEMM may start while the kernel ahead of it in the
+    // stream (act_quant_*, or the previous layer's GEMM when that one is also launched so) still runs;
+    // it streams its weights meanwhile and waits for that kernel before reading activations or
+    // writing `out`. Every W6 GEMM lets the kernel behind it start early the same way.
+    bool pdl = false;
     bool allow_wgmma = true;      // w6_imma: false keeps the mma.sync path at every m (tests, comparisons)
     // w6_imma, m <= 8 (w6_imma_fused_supports): fp16 activations [m, k], 16-byte aligned, quantized
     // inside the GEMM to a_bits (6 or 8) codes bit-identical to act_quant_int8's; act and

@@ -328,6 +328,9 @@ template <class Mode, class Cfg>
 __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(const kernel_params p) {
     constexpr int RT = Cfg::RT, TT = Cfg::TT, WN = Cfg::WN, KS = Cfg::KS, STAGES = Cfg::STAGES;
     constexpr int AW = Mode::act_words;
+    // The next layer's GEMM (launched with `pdl`) may take the SMs our last wave leaves idle and
+    // stream its weights while we drain; it waits for us before it reads activations or writes.
+    qb::cuda::sm90::pdl_launch_dependents();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gid = lane >> 2, t = lane & 3;
     const int ks = warp % KS, wmn = warp / KS, wn = wmn % WN, wm = wmn / WN;
@@ -452,7 +455,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
     // Programmatic dependent launch: the weights (the big stream) are requested before this, while
     // the activation quantization kernel before us may still run; activations only after it.
     auto start_acts = [&] {
-        asm volatile("griddepcontrol.wait;" ::: "memory");
+        qb::cuda::sm90::pdl_wait();
 #pragma unroll
         for (int s = 0; s < STAGES; ++s)
             if (s < n_my) load_a(s, s);

@@ -71,6 +71,7 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
     const uint32_t bars = base + wg_stages * wg_stage_bytes; // full[s] at bars + 8s, empty[s] at bars + 8 (S + s)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int m0 = blockIdx.x * wg_tokens;
+    pdl_launch_dependents(); // (see w6_gemm_kernel)
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < wg_stages; ++s) {
@@ -85,7 +86,7 @@ __global__ void __launch_bounds__(wg_threads, 1) w6_imma_wgmma_kernel(const kern
         // Producer. Activations come from the quantizer launched just before (programmatic
         // dependent launch): only these warps read them, so only they wait.
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;" ::: "memory");
-        asm volatile("griddepcontrol.wait;" ::: "memory");
+        pdl_wait();
         const int pw = warp - wg_consumers * 4; // tokens 32 pw .. 32 pw + 31 of the block
         for (int g = 0; g < p.groups; ++g) {
             const int s = g % wg_stages;

@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <tuple>
 #include <string>
@@ -455,6 +456,109 @@ TEST_CASE("w6_imma: prefill sizes over long K (many pipeline rounds), bit-exact"
             CHECK_MESSAGE(r.out_fail == 0, "w6_imma a" << a_bits << " m=" << m << " n=" << n << " k=" << k);
         }
     }
+}
+
+namespace {
+
+enum class chain_mode { imma, imma_fused, btc };
+
+struct chain_layer {
+    int n, k, a_bits;
+    dbuf<uint8_t> w;
+    dbuf<uint16_t> scales;
+};
+using chain = std::vector<std::unique_ptr<chain_layer>>; // (dbuf owns device memory: never copied)
+
+// Runs the layers on x0 (m tokens), each layer's fp16 output the next one's input, as a model's
+// linears follow each other: act_quant_* + GEMM (or the GEMM quantizing itself, imma_fused). The
+// buffers are shared between layers as in a model (one set of quantized activations, two outputs
+// used in turn), so a launch that ran ahead of the one before it without waiting would read its
+// input before it is written, or overwrite what the previous layer still reads. pdl: every launch
+// programmatically dependent on the one before (bench_kernels --chain); otherwise one launch at a
+// time, synchronized after each. Returns the last layer's output.
+std::vector<uint16_t> run_chain(const chain &layers, chain_mode mode, int m, const dbuf<uint16_t> &x0, bool pdl,
+                                cudaStream_t st) {
+    int max_n = 0, max_k = 0;
+    for (const auto &l : layers) max_n = std::max(max_n, l->n), max_k = std::max(max_k, l->k);
+    dbuf<uint16_t> out_a(size_t(m) * max_n), out_b(size_t(m) * max_n);
+    dbuf<int8_t> x8(size_t(m) * max_k);
+    dbuf<uint32_t> planes(size_t(m) * (max_k / 128) * 4 * 8);
+    dbuf<float> sx(size_t(m) * (max_k / 128));
+    out_a.poison(), out_b.poison(), x8.poison(), planes.poison(), sx.poison();
+    const uint16_t *in = x0.ptr;
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const auto &l = *layers[i];
+        uint16_t *out = (i % 2 ? out_b : out_a).ptr;
+        const auto *x = reinterpret_cast<const __half *>(in);
+        qb::status st_q = qb::status::success();
+        if (mode == chain_mode::imma) st_q = act_quant_int8(x, m, l.k, l.a_bits, x8.ptr, sx.ptr, st, w6_imma_act_order(m), pdl);
+        if (mode == chain_mode::btc) st_q = act_quant_planes(x, m, l.k, l.a_bits, planes.ptr, sx.ptr, st, pdl);
+        REQUIRE_MESSAGE(st_q.ok(), st_q.reason);
+        if (!pdl) REQUIRE(cudaStreamSynchronize(st) == cudaSuccess);
+        gemm_args a;
+        a.m = m, a.n = l.n, a.k = l.k, a.a_bits = l.a_bits;
+        a.w = l.w.ptr;
+        a.w_scales = reinterpret_cast<const __half *>(l.scales.ptr);
+        a.act = mode == chain_mode::btc ? static_cast<const void *>(planes.ptr) : static_cast<const void *>(x8.ptr);
+        a.act_scales = sx.ptr;
+        if (mode == chain_mode::imma_fused) a.act = nullptr, a.act_scales = nullptr, a.act_fp16 = x;
+        a.out = reinterpret_cast<__half *>(out);
+        a.pdl = pdl;
+        auto st_g = mode == chain_mode::btc ? flexq_btc_run(a, st) : w6_imma_run(a, st);
+        REQUIRE_MESSAGE(st_g.ok(), st_g.reason);
+        if (!pdl) REQUIRE(cudaStreamSynchronize(st) == cudaSuccess);
+        in = out;
+    }
+    REQUIRE(cudaStreamSynchronize(st) == cudaSuccess);
+    std::vector<uint16_t> last(size_t(m) * layers.back()->n);
+    REQUIRE(cudaMemcpy(last.data(), in, last.size() * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
+    return last;
+}
+
+} // namespace
+
+TEST_CASE("layers chained by programmatic dependent launch give the same bits as one launch at a time") {
+    // Hidden sizes of a short model (square and non-square layers, both activation widths); weight
+    // scales ~ 1 / (18 sqrt(k)) keep the activations' magnitude about constant from layer to layer,
+    // so that the last output is finite and depends on every layer.
+    const int dims[] = {4096, 1024, 4096, 4096, 2048, 4096, 1024, 4096};
+    std::mt19937 rng(41);
+    chain imma_layers, btc_layers;
+    for (size_t i = 0; i + 1 < std::size(dims); ++i) {
+        const int k = dims[i], n = dims[i + 1], a_bits = i % 2 ? 8 : 6;
+        const float s = 1.f / (18.f * std::sqrt(float(k)));
+        auto w = random_weights(n, k, rng, 0.5f * s, 1.5f * s);
+        auto pi = pack_weights_imma(w);
+        auto pb = pack_weights_btc(w);
+        imma_layers.push_back(std::unique_ptr<chain_layer>(new chain_layer{n, k, a_bits, dbuf<uint8_t>(pi.data), dbuf<uint16_t>(pi.scales)}));
+        btc_layers.push_back(std::unique_ptr<chain_layer>(new chain_layer{n, k, a_bits, dbuf<uint8_t>(pb.data), dbuf<uint16_t>(pb.scales)}));
+    }
+    cudaStream_t st = nullptr;
+    REQUIRE(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) == cudaSuccess);
+    int chains = 0;
+    for (const int m : {1, 5, 8, 24, 200}) {
+        dbuf<uint16_t> x0(random_x(m, dims[0], rng, 2.f));
+        std::vector<chain_mode> modes{chain_mode::imma};
+        if (m <= 8) modes.push_back(chain_mode::imma_fused);
+        if (m <= 24) modes.push_back(chain_mode::btc);
+        for (const auto mode : modes) {
+            const auto &layers = mode == chain_mode::btc ? btc_layers : imma_layers;
+            const char *name = mode == chain_mode::imma ? "act_quant_int8 + w6_imma" : mode == chain_mode::btc ? "act_quant_planes + flexq_btc" : "w6_imma fused";
+            const auto one_by_one = run_chain(layers, mode, m, x0, false, st);
+            const bool finite = std::all_of(one_by_one.begin(), one_by_one.end(), is_ok_half);
+            const bool nonzero = std::any_of(one_by_one.begin(), one_by_one.end(), [](uint16_t h) { return (h & 0x7FFF) != 0; });
+            CHECK_MESSAGE(finite, name << " m=" << m << ": the sequential chain's output has inf / NaN (scales chosen badly)");
+            CHECK_MESSAGE(nonzero, name << " m=" << m << ": the sequential chain's output is all zero");
+            // A race shows only sometimes: several chained runs, each compared bit for bit.
+            for (int rep = 0; rep < 3; ++rep) {
+                const auto chained = run_chain(layers, mode, m, x0, true, st);
+                CHECK_MESSAGE(chained == one_by_one, name << " m=" << m << " run " << rep << ": the chained layers' output differs");
+                ++chains;
+            }
+        }
+    }
+    cudaStreamDestroy(st);
+    MESSAGE("chained by PDL: " << chains << " runs of " << imma_layers.size() << " layers, each identical to one launch at a time");
 }
 
 TEST_CASE("the W6 back-ends refuse what they cannot do, with the values") {
