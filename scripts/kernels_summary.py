@@ -314,7 +314,9 @@ def plot(summary, path):
     axes[0].legend(loc="upper right", fontsize=8)
     axes[-1].set_xticks(list(range(len(shapes))))
     axes[-1].set_xticklabels(shapes, rotation=60, fontsize=7)
-    protocol = "weights cold, launches back to back" if GPU_TAG.endswith(("_rotate", "_graph")) else "cold L2"
+    protocol = "weights cold, launches back to back" if GPU_TAG.endswith(("_rotate", "_graph", "_graphchain")) else "cold L2"
+    if GPU_TAG.endswith("_graphchain"):
+        protocol += ", qbench chained by PDL"
     fig.suptitle("W6 kernel speedup on %s (%s, medians)" % (GPU_TAG.upper().split("_")[0], protocol))
     fig.tight_layout()
     fig.savefig(path, dpi=80)

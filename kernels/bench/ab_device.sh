@@ -4,7 +4,8 @@
 # ab_<variant>_run<i>.json.gz. scripts/ab_compare.py reads them back (the median of each row's run
 # medians, per-row ratios, geomeans per M).
 #   local:  stage each variant's bench_kernels into .carry/ab/<variant>/ (plus libbenchmark in .carry/kernels);
-#           a file .carry/ab/<variant>/args adds that variant's bench_kernels flags (e.g. --l2=rotate --graph)
+#           a file .carry/ab/<variant>/args adds that variant's bench_kernels flags (e.g. --l2=rotate --graph),
+#           a file .carry/ab/<variant>/env its environment (NAME=value words), so one binary can be two variants
 #   device: kernels/bench/ab_device.sh --filter REGEX [--runs N] [--repetitions R] <variantA> <variantB>
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,7 +35,8 @@ for r in $(seq 1 "$runs"); do
     [ -x "$bin" ] || { echo "no $bin"; exit 2; }
     json="$out/ab_${v}_run$r.json"
     extra=$(cat ".carry/ab/$v/args" 2>/dev/null)
-    timeout 280 "$bin" $extra --benchmark_filter="$filter" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+    vars=$(cat ".carry/ab/$v/env" 2>/dev/null)
+    env $vars timeout 280 "$bin" $extra --benchmark_filter="$filter" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
       --benchmark_out="$json" --benchmark_out_format=json > "$out/ab_${v}.txt" 2>&1 || { rc=1; tail -5 "$out/ab_${v}.txt"; }
     gzip -f "$json"
     echo "$v run $r: $(grep -c median "$out/ab_${v}.txt") medians"

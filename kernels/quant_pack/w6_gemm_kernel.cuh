@@ -78,6 +78,7 @@ struct kernel_params {
     const __half *__restrict__ x; // fp16 activations [m, k] when the GEMM quantizes them (imma_fused_mode)
     float qmax;                   // their code range: 31 (A6) or 127 (A8)
     float qmax_rcp;               // RN(1 / qmax)
+    bool pdl_trigger_at_entry;    // when a `pdl` successor may launch: see pdl_trigger_at_entry()
 };
 
 using qb::cuda::ld_stream;
@@ -330,7 +331,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
     constexpr int AW = Mode::act_words;
     // The next layer's GEMM (launched with `pdl`) may take the SMs our last wave leaves idle and
     // stream its weights while we drain; it waits for us before it reads activations or writes.
-    qb::cuda::sm90::pdl_launch_dependents();
+    if (p.pdl_trigger_at_entry) qb::cuda::sm90::pdl_launch_dependents();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gid = lane >> 2, t = lane & 3;
     const int ks = warp % KS, wmn = warp / KS, wn = wmn % WN, wm = wmn / WN;
@@ -520,6 +521,7 @@ __global__ void __launch_bounds__(Cfg::threads, Cfg::MIN_BLOCKS) w6_gemm_kernel(
         });
     }
 
+    if (!p.pdl_trigger_at_entry) qb::cuda::sm90::pdl_launch_dependents(); // weights all read
     // Block reduction over the KS warps (fixed order), then over the cluster's blocks (fixed order).
     constexpr int per_lane = RT * TT * 4;
     if constexpr (KS > 1) {
@@ -636,16 +638,31 @@ inline kernel_params params_of(const gemm_args &a) {
     p.x = a.act_fp16;
     p.qmax = a.a_bits == 6 ? 31.f : 127.f;
     p.qmax_rcp = 1.f / p.qmax;
+    p.pdl_trigger_at_entry = true;
     return p;
+}
+
+// Where a block lets a `pdl` successor launch. At entry, the successor's blocks take the slots our
+// grid leaves free and stream their weights while we run: on the H100 under graph replay that made
+// w6_imma 5-7% faster in the geomean at M = 1-16 and the 4096 x 4096 .. 5120 x 5120 layers 18-21%.
+// One exception measured there: a grid of one-warp blocks (decode8 unsplit, M = 1 on the 28672-row
+// layers: 1792 blocks of 24 slots per SM) that fills more than half of the slots ran 12-13% slower
+// chained than alone (LLaMA-2-70B gate_up 64.9 -> 72.7 us), and 11-13% faster than that when it
+// triggers after its main loop, i.e. as its weight stream ends (flexq_btc there: 24%). Every other
+// configuration, with the same rule or K split over 2-8 warps, measured the same or slower with
+// the late trigger (up to +10% on the small layers), so only that one moves it.
+inline bool pdl_trigger_at_entry(int threads_per_block, unsigned blocks, unsigned resident_slots) {
+    return !(threads_per_block == 32 && blocks * 2 > resident_slots && blocks <= resident_slots);
 }
 
 template <class Mode, class Cfg>
 status launch_cfg(const gemm_args &a, cudaStream_t stream) {
-    const kernel_params p = params_of(a);
+    kernel_params p = params_of(a);
     const unsigned gx = unsigned((a.m + Cfg::tokens_per_block - 1) / Cfg::tokens_per_block);
     const unsigned gy = unsigned((p.row_tiles + Cfg::WN * Cfg::RT - 1) / (Cfg::WN * Cfg::RT));
     if (gy > 65535u) return status::failure(status_code::unsupported_shape, "n too large for the grid (n=" + std::to_string(a.n) + ")");
     const int cs = cluster_split<Cfg>(gx * gy, p.groups);
+    p.pdl_trigger_at_entry = pdl_trigger_at_entry(Cfg::threads, gx * gy * unsigned(cs), unsigned(current_device_sm_count()) * Cfg::MIN_BLOCKS);
     cudaLaunchConfig_t lc = {};
     lc.gridDim = dim3(gx, gy, cs);
     lc.blockDim = dim3(Cfg::threads);
