@@ -520,8 +520,10 @@ std::vector<uint16_t> run_chain(const chain &layers, chain_mode mode, int m, con
 TEST_CASE("layers chained by programmatic dependent launch give the same bits as one launch at a time") {
     // Hidden sizes of a short model (square and non-square layers, both activation widths); weight
     // scales ~ 1 / (18 sqrt(k)) keep the activations' magnitude about constant from layer to layer,
-    // so that the last output is finite and depends on every layer.
-    const int dims[] = {4096, 1024, 4096, 4096, 2048, 4096, 1024, 4096};
+    // so that the last output is finite and depends on every layer. The 28672-row layer at m = 1 is
+    // a grid of one-warp blocks filling more than half of the slots (on a 132-SM GPU), the one that
+    // lets its successor launch after its main loop instead of at entry (pdl_trigger_at_entry).
+    const int dims[] = {4096, 1024, 4096, 4096, 2048, 1024, 28672, 1024};
     std::mt19937 rng(41);
     chain imma_layers, btc_layers;
     for (size_t i = 0; i + 1 < std::size(dims); ++i) {
