@@ -648,9 +648,10 @@ inline kernel_params params_of(const gemm_args &a) {
 // One exception measured there: a grid of one-warp blocks (decode8 unsplit, M = 1 on the 28672-row
 // layers: 1792 blocks of 24 slots per SM) that fills more than half of the slots ran 12-13% slower
 // chained than alone (LLaMA-2-70B gate_up 64.9 -> 72.7 us), and 11-13% faster than that when it
-// triggers after its main loop, i.e. as its weight stream ends (flexq_btc there: 24%). Every other
-// configuration, with the same rule or K split over 2-8 warps, measured the same or slower with
-// the late trigger (up to +10% on the small layers), so only that one moves it.
+// triggers after its main loop, i.e. as its weight stream ends (flexq_btc there: 24%; the fused
+// quantizer's one-warp grids, which did not slow down chained, the same either way). Grids of 2-8
+// warps per block, above half of the slots or not, measured the same or slower with the late
+// trigger (up to +10% on the small layers), so only one-warp grids move it.
 inline bool pdl_trigger_at_entry(int threads_per_block, unsigned blocks, unsigned resident_slots) {
     return !(threads_per_block == 32 && blocks * 2 > resident_slots && blocks <= resident_slots);
 }
