@@ -12,7 +12,7 @@
                                      w6ax uses when the current GPU's name contains <GPU> (w6ax.cpp)
 
 Usage: scripts/kernels_summary.py BENCH.json[.gz] [MORE_RUNS ...] [--out-dir results/kernels] [--no-plot] [--no-crossover]
-                                 [--gpu h100 --peak-tbps 3.0]
+                                 [--gpu h100 --peak-tbps 3.0] [--header-dir kernels/w6ax]
 <gpu> names the files (default h100, the issue's machine); runs of `bench_kernels --l2=rotate`
 (weights rotated through copies, launches back to back; the JSON's l2_policy says so) write
 <gpu>_rotate_* (with --graph: <gpu>_graph_*; with --chain as well: <gpu>_graphchain_*) instead and never the crossover headers, which follow the flush protocol's runs; --peak-tbps is that GPU's measured
@@ -165,11 +165,11 @@ def fuse_table(rows, unfused="w6_imma+aq"):
     return table
 
 
-def write_crossover(root, gpu, table, fuse, source):
+def write_crossover(header_dir, gpu, table, fuse, source):
     """H100 runs: w6ax_crossover.h, the row types and the default tables. Another GPU's runs:
     w6ax_crossover_<gpu>.h, the same tables in namespace qb::w6::<gpu>, matched by name."""
     default = gpu == "h100"
-    path = os.path.join(root, "kernels", "w6ax", "w6ax_crossover.h" if default else "w6ax_crossover_%s.h" % gpu)
+    path = os.path.join(header_dir, "w6ax_crossover.h" if default else "w6ax_crossover_%s.h" % gpu)
     rows = ("inline constexpr w6ax_crossover_row w6ax_crossover[] = {" + ", ".join("{%d, %d}" % (a, table[a]) for a in sorted(table)) + "};\n",
             "inline constexpr w6ax_fuse_row w6ax_fuse[] = {" + ", ".join("{%d, %d}" % (m, nk) for m, nk in fuse) + "};\n",
             'inline constexpr const char *w6ax_crossover_source = "%s";\n' % source)
@@ -244,13 +244,18 @@ def markdown(summary, context):
             geomean(agg["legacy_paper_shapes"]), PAPER_LEGACY[m]), ""]
     lines += ["## M >= 512: W6A8 (w6_imma, the shape's A bits) against cublaslt_w8a8", "",
               "| shape | M | cublaslt us | w6_imma us | flexq_btc us | x cublaslt (best W6) |", "|---|---|---|---|---|---|"]
+    prefill = defaultdict(list)
     for model, layer, n, k, ab in shapes:
         for m in (512, 2048):
             d = by.get((model, layer, m), {})
             if "w6_imma" in d and "cublaslt_w8a8" in d:
                 best = min(d["w6_imma"]["us"], d.get("flexq_btc", {"us": 1e30})["us"])
+                prefill[m].append(d["cublaslt_w8a8"]["us"] / best)
                 lines.append("| %s.%s | %d | %.1f | %.1f | %.1f | %.2f |" % (model, layer, m, d["cublaslt_w8a8"]["us"], d["w6_imma"]["us"],
                                                                         d.get("flexq_btc", {}).get("us", float("nan")), d["cublaslt_w8a8"]["us"] / best))
+    if prefill:
+        lines += [""] + ["At M=%d: geometric mean %.2fx cublaslt_w8a8, range %.2f-%.2fx, %d of %d shapes >= 1.0x." % (
+            m, geomean(xs), min(xs), max(xs), sum(x >= 1.0 for x in xs), len(xs)) for m, xs in sorted(prefill.items())]
     lines += ["", "## Activation quantization: alone, and quantizer + GEMM as one layer", "",
               "w6_imma+aq: act_quant then the GEMM under PDL; w6_imma+fq: the quantizer inside the GEMM; w6ax+aq: "
               "the layer as w6ax runs it (w6ax_fuse_act picks one of the two; 'how' is its label). "
@@ -258,6 +263,7 @@ def markdown(summary, context):
               "| shape | M | act_quant us | w6ax us | w6_imma+aq us | w6_imma+fq us | w6ax+aq us | how | added by the quantizer |",
               "|---|---|---|---|---|---|---|---|---|"]
     cell = lambda d, b: "%.1f" % d[b]["us"] if b in d else "-"
+    added, choice = defaultdict(list), defaultdict(list)
     for model, layer, n, k, ab in shapes:
         for m in QUANT_M:
             d = by.get((model, layer, m), {})
@@ -266,6 +272,17 @@ def markdown(summary, context):
                 lines.append("| %s.%s | %d | %.1f | %.1f | %s | %s | %.1f | %s | %+.1f%% |" % (
                     model, layer, m, d["act_quant"]["us"], d["w6ax"]["us"], cell(d, "w6_imma+aq"), cell(d, "w6_imma+fq"), d["w6ax+aq"]["us"], how,
                     100 * (d["w6ax+aq"]["us"] / d["w6ax"]["us"] - 1)))
+                added[m].append(d["w6ax+aq"]["us"] / d["w6ax"]["us"])
+                if "w6_imma+aq" in d and "w6_imma+fq" in d:
+                    choice[m].append(d["w6ax+aq"]["us"] / min(d["w6_imma+aq"]["us"], d["w6_imma+fq"]["us"]))
+    # The issue's quantizer target (adds <= 10% at M <= 8), and whether w6ax's fuse choice (from the
+    # crossover header) picked the faster of its two ways in these runs.
+    for m, xs in sorted(added.items()):
+        ch = choice.get(m, [])
+        lines.append("")
+        picked = ("; w6ax+aq within 3%% of the faster of w6_imma+aq and w6_imma+fq at %d of %d" % (sum(c <= 1.03 for c in ch), len(ch))) if ch else ""
+        lines.append("At M=%d: the quantizer adds %+.1f%% (geometric mean), %+.1f..%+.1f%%; %d of %d points above +10%%%s." % (
+            m, 100 * (geomean(xs) - 1), 100 * (min(xs) - 1), 100 * (max(xs) - 1), sum(x > 1.10 for x in xs), len(xs), picked))
     noisy = [r for r in summary if r.get("cv") is not None and r["cv"] > NOISY_CV]
     spread = ("runs disagree by more than %d%% ((max - min) / median of the run medians)" if len(context["runs"]) > 1
               else "5 repetitions spread by more than %d%% (coefficient of variation)") % round(100 * NOISY_CV)
@@ -282,8 +299,13 @@ PAPER = {}
 
 
 def load_paper(root):
-    path = os.path.join(root, "..", "shared", "reference", "flexq_paper_kernels.csv")
-    if not os.path.exists(path):
+    # The committed copy first, so that a clone alone regenerates the committed summaries byte for
+    # byte (tests/scripts/test_kernels_summary.py); the team's shared folder otherwise.
+    for path in (os.path.join(root, "results", "reference", "flexq_paper_kernels.csv"),
+                 os.path.join(root, "..", "shared", "reference", "flexq_paper_kernels.csv")):
+        if os.path.exists(path):
+            break
+    else:
         return
     with open(path) as f:
         for row in csv.DictReader(line for line in f if not line.startswith("#")):
@@ -331,6 +353,7 @@ def main():
     ap.add_argument("--no-crossover", action="store_true")
     ap.add_argument("--gpu", default=GPU_TAG, help="file prefix and title (h100, h200)")
     ap.add_argument("--peak-tbps", type=float, default=PEAK_TBPS, help="the W6 roofline's bandwidth, TB/s")
+    ap.add_argument("--header-dir", default=None, help="where the crossover headers go (default kernels/w6ax)")
     a = ap.parse_args()
     PEAK_TBPS, GPU_TAG = a.peak_tbps, a.gpu
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -352,7 +375,7 @@ def main():
     if not a.no_crossover:
         table, fuse = crossover(rows), fuse_table(rows)
         commit = str(context.get("qbench_git", "?"))[:12]
-        write_crossover(root, GPU_TAG, table, fuse, "%s (%s, commit %s)" % (" + ".join(context["runs"]), context.get("gpu"), commit))
+        write_crossover(a.header_dir or os.path.join(root, "kernels", "w6ax"), GPU_TAG, table, fuse, "%s (%s, commit %s)" % (" + ".join(context["runs"]), context.get("gpu"), commit))
         print("w6ax crossover (btc_max_m by a_bits):", table, "fused quantizer (max_m, max_nk):", fuse)
     if not a.no_plot:
         try:

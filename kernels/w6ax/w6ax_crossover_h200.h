@@ -9,5 +9,5 @@ namespace qb::w6::h200 {
 inline constexpr const char *w6ax_gpu_match = "H200";
 inline constexpr w6ax_crossover_row w6ax_crossover[] = {{6, 0}, {8, 0}};
 inline constexpr w6ax_fuse_row w6ax_fuse[] = {{1, 83886080}, {2, 16777216}, {4, 16777216}, {8, 0}};
-inline constexpr const char *w6ax_crossover_source = "h200_bench_run1.json.gz + h200_bench_run2.json.gz + h200_bench_run3.json.gz (NVIDIA H200, commit 779a679ef557)";
+inline constexpr const char *w6ax_crossover_source = "h200_bench_779a679_run1.json.gz + h200_bench_779a679_run2.json.gz + h200_bench_779a679_run3.json.gz (NVIDIA H200, commit 779a679ef557)";
 } // namespace qb::w6::h200
