@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Every committed kernel summary, and both w6ax crossover headers, regenerate byte for byte from
-the benchmark JSON committed beside them (scripts/kernels_summary.py). docs/kernels.md quotes these
+"""Every committed kernel summary, both w6ax crossover headers and every committed A/B table
+regenerate byte for byte from the benchmark JSON committed beside them (scripts/kernels_summary.py,
+scripts/ab_compare.py --md). docs/kernels.md quotes these
 files, and w6ax's choices compile from the headers: a number there that the committed runs do not
 give back is one we cannot reproduce. Also checks the summary CSV's header against issue 6's.
 
@@ -26,6 +27,12 @@ CASES = [
     # these only the headers are committed.
     (["w6ax_crossover_h200.h"], ["h200_bench_779a679_run%d.json.gz" % i for i in (1, 2, 3)], ["--gpu", "h200", "--peak-tbps", "4.3"]),
     (["w6ax_crossover.h"], ["bench_kernels_ab202e8_run%d.json.gz" % i for i in (1, 2, 3)], []),
+]
+
+# A/B tables: (the committed table, A's runs, B's runs)
+AB_CASES = [
+    ("h100_graphchain_vs_unchained.md", ["h100_graphchain_unchained_run%d.json.gz" % i for i in (1, 2)],
+     ["h100_graphchain_run%d.json.gz" % i for i in (1, 2, 3)]),
 ]
 
 
@@ -62,6 +69,20 @@ def main():
                     if header != ISSUE_HEADER:
                         print("FAIL %s header %r, issue 6 asks for %r" % (name, header, ISSUE_HEADER))
                         failures += 1
+    for name, runs_a, runs_b in AB_CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            got = os.path.join(tmp, name)
+            path = lambda r: os.path.join(root, "results", "kernels", r)
+            proc = subprocess.run([sys.executable, os.path.join(root, "scripts", "ab_compare.py"), "--a", *map(path, runs_a),
+                                   "--b", *map(path, runs_b), "--md", got], capture_output=True, text=True)
+            if proc.returncode != 0 or not os.path.exists(got):
+                print("FAIL %s: exit %d\n%s" % (name, proc.returncode, proc.stderr))
+                failures += 1
+            elif not filecmp.cmp(got, committed(root, name), shallow=False):
+                print("FAIL %s differs from what A = %s, B = %s give" % (name, " + ".join(runs_a), " + ".join(runs_b)))
+                failures += 1
+            else:
+                print("ok   %s from A = %s, B = %s" % (name, " + ".join(runs_a), " + ".join(runs_b)))
     print("%d failure(s)" % failures)
     return 1 if failures else 0
 
