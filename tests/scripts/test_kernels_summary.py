@@ -40,29 +40,33 @@ def committed(root, name):
     return os.path.join(root, "kernels", "w6ax", name) if name.endswith(".h") else os.path.join(root, "results", "kernels", name)
 
 
+def compare(root, name, got, source, cmd):
+    """The number of failures (0 or 1): the regenerated file `got` against the committed `name`."""
+    if not os.path.exists(got):
+        print("FAIL %s: not written from %s" % (name, source))
+        return 1
+    if not filecmp.cmp(got, committed(root, name), shallow=False):
+        print("FAIL %s differs from what %s give (regenerate: %s)" % (name, source, " ".join(cmd[1:])))
+        return 1
+    print("ok   %s from %s" % (name, source))
+    return 0
+
+
 def main():
     root = os.path.abspath(sys.argv[1])
-    script = os.path.join(root, "scripts", "kernels_summary.py")
+    runs_path = lambda runs: [os.path.join(root, "results", "kernels", r) for r in runs]
     failures = 0
     for names, runs, extra in CASES:
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, script, *[os.path.join(root, "results", "kernels", r) for r in runs], "--out-dir", tmp,
-                   "--header-dir", tmp, "--no-plot", *extra]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            cmd = [sys.executable, os.path.join(root, "scripts", "kernels_summary.py"), *runs_path(runs), *extra]
+            proc = subprocess.run(cmd + ["--out-dir", tmp, "--header-dir", tmp, "--no-plot"], capture_output=True, text=True)
             if proc.returncode != 0:
                 print("FAIL %s: exit %d\n%s" % (" ".join(runs), proc.returncode, proc.stderr))
                 failures += 1
                 continue
             for name in names:
                 got = os.path.join(tmp, name)
-                if not os.path.exists(got):
-                    print("FAIL %s: not written from %s" % (name, " + ".join(runs)))
-                    failures += 1
-                elif not filecmp.cmp(got, committed(root, name), shallow=False):
-                    print("FAIL %s differs from what %s give (regenerate: %s)" % (name, " + ".join(runs), " ".join(cmd[1:2] + cmd[2:2 + len(runs)] + extra)))
-                    failures += 1
-                else:
-                    print("ok   %s from %s" % (name, " + ".join(runs)))
+                failures += compare(root, name, got, " + ".join(runs), cmd)
                 if name.endswith(".csv") and os.path.exists(got):
                     with open(got) as f:
                         header = f.readline().strip()
@@ -72,17 +76,13 @@ def main():
     for name, runs_a, runs_b in AB_CASES:
         with tempfile.TemporaryDirectory() as tmp:
             got = os.path.join(tmp, name)
-            path = lambda r: os.path.join(root, "results", "kernels", r)
-            proc = subprocess.run([sys.executable, os.path.join(root, "scripts", "ab_compare.py"), "--a", *map(path, runs_a),
-                                   "--b", *map(path, runs_b), "--md", got], capture_output=True, text=True)
-            if proc.returncode != 0 or not os.path.exists(got):
+            cmd = [sys.executable, os.path.join(root, "scripts", "ab_compare.py"), "--a", *runs_path(runs_a), "--b", *runs_path(runs_b)]
+            proc = subprocess.run(cmd + ["--md", got], capture_output=True, text=True)
+            if proc.returncode != 0:
                 print("FAIL %s: exit %d\n%s" % (name, proc.returncode, proc.stderr))
                 failures += 1
-            elif not filecmp.cmp(got, committed(root, name), shallow=False):
-                print("FAIL %s differs from what A = %s, B = %s give" % (name, " + ".join(runs_a), " + ".join(runs_b)))
-                failures += 1
-            else:
-                print("ok   %s from A = %s, B = %s" % (name, " + ".join(runs_a), " + ".join(runs_b)))
+                continue
+            failures += compare(root, name, got, "A = %s, B = %s" % (" + ".join(runs_a), " + ".join(runs_b)), cmd + ["--md", committed(root, name)])
     print("%d failure(s)" % failures)
     return 1 if failures else 0
 
