@@ -25,6 +25,8 @@ N*K*6.125/8 bytes (weights + fp16 scales per 128) / --peak-tbps. x_* columns are
 time(row) on the same shape and M; '+aq' and '+fq' rows (quantizer + GEMM; +fq: the quantizer
 inside the GEMM) are compared with
 'cublaslt_w8a8+aq' for x_cublaslt_w8a8 and with the GEMM-only fp16 / legacy rows otherwise.
+Producer rows (rmsnorm* / silu_mul*: the kernel ahead of the layer + w6_imma) stay out of the CSV,
+which lists back-ends; the markdown gets a section on them when a run has them.
 'stream_read' rows (M=1 only, no x_* columns) time a kernel that only reads the shape's W6 bytes
 in the same harness (kernels/bench/stream_probe.h): the attainable floor, launch and DRAM ramp
 included, that the decode tables set beside the roofline.
@@ -111,9 +113,18 @@ def weight_bytes(backend, n, k):
     return n * k * 6.125 / 8
 
 
+PRODUCERS = ("rmsnorm", "silu_mul")  # rows of a producer kernel + GEMM (bench_kernels' producer rows): layers, not back-ends
+
+
+def is_producer_row(backend):
+    return backend.startswith(PRODUCERS)
+
+
 def summarize(rows):
     out = []
     for (backend, model, layer, m), r in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
+        if is_producer_row(backend):
+            continue
         n, k, us = r["n"], r["k"], r["us"]
         aq = backend.endswith("+aq") or backend.endswith("+fq")  # whole layers, quantizer included
         lt = rows.get(("cublaslt_w8a8+aq" if aq else "cublaslt_w8a8", model, layer, m))
@@ -197,7 +208,43 @@ def tree_state(context):
     return "clean tree"
 
 
-def markdown(summary, context):
+def producer_section(rows):
+    """The quantizer written by the kernel ahead of the layer (RMSNorm before qkv / gate_up, SiLU x up
+    before down) against act_quant between the two, each as the time it adds to the GEMM alone."""
+    lines = []
+    added = defaultdict(lambda: defaultdict(list))
+    for (backend, model, layer, m), plain in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
+        if not (is_producer_row(backend) and backend.endswith("+w6_imma") and "+aq" not in backend and "_q+" not in backend):
+            continue
+        prod = backend.split("+")[0]
+        aq, inside, gemm = (rows.get(key) for key in ((prod + "+aq+w6_imma", model, layer, m), (prod + "_q+w6_imma", model, layer, m),
+                                                       ("w6_imma", model, layer, m)))
+        if not (aq and inside and gemm):
+            continue
+        if not lines:
+            lines = ["", "## The quantizer inside the kernel ahead: RMSNorm / SiLU x up writing the codes (LLaMA layers)", "",
+                     "Each row is a producer kernel followed by w6_imma under PDL. `plain`: the producer writes fp16 only and the "
+                     "GEMM reads codes made beforehand; `+ act_quant`: producer, act_quant_int8, GEMM; `codes inside`: the producer "
+                     "writes the codes itself. 'added' is the difference from `plain`, over the GEMM alone.", "",
+                     "| shape | producer | M | w6_imma us | plain us | + act_quant us | codes inside us | added by act_quant | added inside |",
+                     "|---|---|---|---|---|---|---|---|---|"]
+        a_aq = (aq["us"] - plain["us"]) / gemm["us"]
+        a_in = (inside["us"] - plain["us"]) / gemm["us"]
+        added["act_quant"][m].append(a_aq)
+        added["inside"][m].append(a_in)
+        lines.append("| %s.%s | %s | %d | %.1f | %.1f | %.1f | %.1f | %+.1f%% | %+.1f%% |" % (
+            model, layer, prod, m, gemm["us"], plain["us"], aq["us"], inside["us"], 100 * a_aq, 100 * a_in))
+    for m in sorted(added["inside"]):
+        lines.append("")
+        lines.append("At M=%d: act_quant between them adds %+.1f%% (mean), %d of %d points above +10%%; codes written inside add %+.1f%% (mean), "
+                     "%+.1f..%+.1f%%, %d above +10%%." % (
+                         m, 100 * statistics.mean(added["act_quant"][m]), sum(x > 0.10 for x in added["act_quant"][m]), len(added["act_quant"][m]),
+                         100 * statistics.mean(added["inside"][m]), 100 * min(added["inside"][m]), 100 * max(added["inside"][m]),
+                         sum(x > 0.10 for x in added["inside"][m])))
+    return lines
+
+
+def markdown(summary, context, rows=None):
     by = defaultdict(dict)
     for r in summary:
         by[(r["model"], r["layer"], r["m"])][r["backend"]] = r
@@ -283,6 +330,7 @@ def markdown(summary, context):
         picked = ("; w6ax+aq within 3%% of the faster of w6_imma+aq and w6_imma+fq at %d of %d" % (sum(c <= 1.03 for c in ch), len(ch))) if ch else ""
         lines.append("At M=%d: the quantizer adds %+.1f%% (geometric mean), %+.1f..%+.1f%%; %d of %d points above +10%%%s." % (
             m, 100 * (geomean(xs) - 1), 100 * (min(xs) - 1), 100 * (max(xs) - 1), sum(x > 1.10 for x in xs), len(xs), picked))
+    lines += producer_section(rows or {})
     noisy = [r for r in summary if r.get("cv") is not None and r["cv"] > NOISY_CV]
     spread = ("runs disagree by more than %d%% ((max - min) / median of the run medians)" if len(context["runs"]) > 1
               else "5 repetitions spread by more than %d%% (coefficient of variation)") % round(100 * NOISY_CV)
@@ -371,7 +419,7 @@ def main():
         w.writeheader()
         w.writerows(summary)
     with open(os.path.join(out_dir, GPU_TAG + "_summary.md"), "w") as f:
-        f.write(markdown(summary, context))
+        f.write(markdown(summary, context, rows))
     if not a.no_crossover:
         table, fuse = crossover(rows), fuse_table(rows)
         commit = str(context.get("qbench_git", "?"))[:12]

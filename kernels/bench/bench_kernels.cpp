@@ -7,6 +7,15 @@
 //             into the GEMM where w6ax_fuse_act says so, label "fused"); w6_imma+fq: the same
 //             layer with the quantizer fused into the GEMM (gemm_args::act_fp16; registered for
 //             m <= 8 only, the sizes it serves).
+//   Producer rows (m <= 8, LLaMA shapes: the kernel ahead of the layer in a LLaMA decoder, RMSNorm
+//             before qkv / gate_up, SiLU(gate) x up before down; producer_quant.h), each followed
+//             by w6_imma launched with PDL:
+//             rmsnorm+w6_imma      the producer writes fp16 y only; the GEMM reads codes made
+//                                  beforehand (what the layer would cost if quantizing were free);
+//             rmsnorm+aq+w6_imma   producer, then act_quant_int8, then the GEMM (today's model);
+//             rmsnorm_q+w6_imma    the producer writes the codes itself, no quantizer kernel.
+//             (silu_mul* the same before down.) The quantizer's cost in a layer sequence is the
+//             difference from the first row.
 //   stream_read (M=1 rows only): a kernel that only reads the shape's W6 bytes, timed the same
 //             way (kernels/bench/stream_probe.h): the attainable floor of this harness.
 //             --stream-sweep registers every probe configuration instead (how the default was chosen).
@@ -37,6 +46,7 @@
 #include "bench/stream_probe.h"
 #include "flexq_btc/flexq_btc.h"
 #include "quant_pack/act_quant.h"
+#include "quant_pack/producer_quant.h"
 #include "quant_pack/w6_layout.h"
 #include "quant_pack/w6_ref.h"
 #include "w6_imma/w6_imma.h"
@@ -78,6 +88,18 @@ const shape shapes[] = {
 };
 const int m_list[] = {1, 2, 4, 8, 16, 32, 64, 128, 512, 2048};
 constexpr int m_max = 2048;
+constexpr int producer_m_max = 8; // the producer rows serve the quantizer target's sizes
+
+// The kernel that writes this layer's input in a LLaMA decoder, where it has one of ours: RMSNorm
+// before qkv and gate_up, SiLU(gate) x up before down. OPT layers (LayerNorm, ReLU) and the o
+// layers (attention) have none.
+enum class producer_kind { none, rmsnorm, silu_mul };
+producer_kind producer_of(const char *model, const char *layer) {
+    if (std::strncmp(model, "llama", 5) != 0) return producer_kind::none;
+    if (std::strncmp(layer, "qkv", 3) == 0 || std::strcmp(layer, "gate_up") == 0) return producer_kind::rmsnorm;
+    if (std::strcmp(layer, "down") == 0) return producer_kind::silu_mul;
+    return producer_kind::none;
+}
 
 void die_on(const qb::status &st, const char *what) {
     if (!st.ok()) {
@@ -106,12 +128,15 @@ struct shape_data {
     int n = 0, k = 0;
     std::vector<weight_set> weights;
     __half *x = nullptr, *out = nullptr;
+    __half *gain = nullptr, *gate_up = nullptr, *y = nullptr; // producer rows: norm gain [k], [8, 2k] gate | up, y [8, k]
     int8_t *x8 = nullptr;
     uint32_t *planes = nullptr;
     float *sx = nullptr, *sx_tok = nullptr;
     int32_t *acc32 = nullptr;
     ~shape_data() {
-        for (void *p : {(void *)x, (void *)out, (void *)x8, (void *)planes, (void *)sx, (void *)sx_tok, (void *)acc32}) cudaFree(p);
+        for (void *p : {(void *)x, (void *)out, (void *)gain, (void *)gate_up, (void *)y, (void *)x8, (void *)planes, (void *)sx, (void *)sx_tok,
+                        (void *)acc32})
+            cudaFree(p);
         for (auto &w : weights)
             for (void *p : {(void *)w.w16, (void *)w.w6_scales, (void *)w.w8, (void *)w.w6_imma, (void *)w.w6_btc, (void *)w.sw_ch}) cudaFree(p);
     }
@@ -159,6 +184,11 @@ shape_data &data_for(int n, int k) {
     d->out = dev_alloc<__half>(size_t(m_max) * n);
     d->acc32 = dev_alloc<int32_t>(size_t(m_max) * n);
     die_on(fill_random_half(d->x, size_t(m_max) * k, 2.f, 1, nullptr), "fill x");
+    d->gain = dev_alloc<__half>(k);
+    d->gate_up = dev_alloc<__half>(size_t(producer_m_max) * 2 * k);
+    d->y = dev_alloc<__half>(size_t(producer_m_max) * k);
+    die_on(fill_random_scales(d->gain, k, 0.8f, 1.2f, 9, nullptr), "fill gain");
+    die_on(fill_random_half(d->gate_up, size_t(producer_m_max) * 2 * k, 4.f, 10, nullptr), "fill gate_up");
     d->weights.resize(weight_copies(n, k));
     for (size_t c = 0; c < d->weights.size(); ++c) {
         auto &w = d->weights[c];
@@ -186,7 +216,7 @@ shape_data &data_for(int n, int k) {
     return *g->data;
 }
 
-enum class backend { fp16, lt_w8a8, legacy, imma, btc, w6ax, act_quant, imma_aq, btc_aq, w6ax_aq, lt_aq, imma_fq };
+enum class backend { fp16, lt_w8a8, legacy, imma, btc, w6ax, act_quant, imma_aq, btc_aq, w6ax_aq, lt_aq, imma_fq, producer, producer_aq, producer_q };
 const char *backend_name(backend b) {
     switch (b) {
     case backend::fp16: return "fp16";
@@ -201,9 +231,13 @@ const char *backend_name(backend b) {
     case backend::w6ax_aq: return "w6ax+aq";
     case backend::lt_aq: return "cublaslt_w8a8+aq";
     case backend::imma_fq: return "w6_imma+fq";
+    case backend::producer: return "+w6_imma";
+    case backend::producer_aq: return "+aq+w6_imma";
+    case backend::producer_q: return "_q+w6_imma";
     }
     return "?";
 }
+bool is_producer_row(backend b) { return b == backend::producer || b == backend::producer_aq || b == backend::producer_q; }
 
 gemm_args w6_args(shape_data &d, const weight_set &w, int m, int a_bits, bool btc) {
     gemm_args a;
@@ -314,6 +348,26 @@ void bench(benchmark::State &state, backend b, shape s, int m) {
         launch = fused_launch;
         label = std::string(w6_config_name(m)) + " fused";
         break;
+    case backend::producer:
+    case backend::producer_aq:
+    case backend::producer_q: {
+        // The producer reads x (RMSNorm) or gate | up (SiLU x up), both warm in L2 like the output
+        // of the kernel before it; in a chain it waits for the previous batch's GEMM.
+        const bool norm = producer_of(s.model, s.layer) == producer_kind::rmsnorm;
+        launch = [&, norm, b](int c) {
+            const bool codes_inside = b == backend::producer_q;
+            const act_codes_out codes = codes_inside ? act_codes_out{d.x8, d.sx, s.a_bits, order} : act_codes_out{};
+            __half *y = codes_inside ? nullptr : d.y;
+            if (norm) record(rmsnorm_quant_int8(d.x, d.gain, 1e-5f, m, s.k, y, codes, st, g->chain));
+            else record(silu_mul_quant_int8(d.gate_up, d.gate_up + s.k, 2 * s.k, m, s.k, y, codes, st, g->chain));
+            if (b == backend::producer_aq) record(act_quant_int8(d.y, m, s.k, s.a_bits, d.x8, d.sx, st, order, g->chain));
+            auto a = w6_args(d, d.weights[c], m, s.a_bits, false);
+            a.pdl = true; // weights stream while the producer (and quantizer) run
+            record(w6_imma_run(a, st));
+        };
+        label = std::string(w6_imma_config_name(m)) + " pdl";
+        break;
+    }
     }
     launch(0);
     check_or_die(cudaStreamSynchronize(st), "first launch");
@@ -482,7 +536,8 @@ int main(int argc, char **argv) {
     benchmark::AddCustomContext("w6ax_crossover", w6ax_tables_source());
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
     const backend all[] = {backend::fp16,  backend::lt_w8a8,   backend::legacy,    backend::imma,    backend::btc,  backend::w6ax,
-                           backend::act_quant, backend::imma_aq, backend::btc_aq, backend::w6ax_aq, backend::lt_aq, backend::imma_fq};
+                           backend::act_quant, backend::imma_aq, backend::btc_aq, backend::w6ax_aq, backend::lt_aq, backend::imma_fq,
+                           backend::producer, backend::producer_aq, backend::producer_q};
     for (const auto &s : shapes) {
         const std::string tail = std::string("/") + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
         auto configs = stream_sweep ? qb::bench::stream_sweep() : std::vector<qb::bench::stream_config>{qb::bench::stream_default()};
@@ -501,7 +556,10 @@ int main(int argc, char **argv) {
         for (int m : m_list)
             for (backend b : all) {
                 if (b == backend::imma_fq && !w6_imma_fused_supports(m, s.a_bits).ok()) continue; // decode sizes only
-                const std::string name = std::string(backend_name(b)) + "/" + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
+                const producer_kind pk = producer_of(s.model, s.layer);
+                if (is_producer_row(b) && (pk == producer_kind::none || m > producer_m_max)) continue;
+                const std::string prefix = is_producer_row(b) ? (pk == producer_kind::rmsnorm ? "rmsnorm" : "silu_mul") : "";
+                const std::string name = prefix + backend_name(b) + "/" + s.model + "/" + s.layer + "/a" + std::to_string(s.a_bits);
                 benchmark::RegisterBenchmark(name.c_str(), bench, b, s, m)
                     ->Args({m, s.n, s.k})
                     ->ArgNames({"m", "n", "k"})

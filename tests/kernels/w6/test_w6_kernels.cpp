@@ -1,5 +1,7 @@
 // gpu suite: every W6 kernel against the CPU reference (kernels/quant_pack/w6_ref.h).
 //   - fused activation quantization (int8, bit planes, per token): codes and scales bit-exact;
+//   - the quantizer inside RMSNorm and SiLU x up (producer_quant.h): codes and scales bit-exact for
+//     the y they compute, y within one fp16 ulp of the double-precision formula;
 //   - the quantizer inside w6_imma's decode GEMM (m <= 8): its division-free code checked on every
 //     fp16 input, its integers bit-exact and its outputs bit-identical to act_quant_int8 + GEMM;
 //   - w6_imma and flexq_btc (A6, A8): per-group int32 accumulators bit-exact against the int64
@@ -16,6 +18,7 @@
 #include "cublas_gemm/cublas_gemm.h"
 #include "flexq_btc/flexq_btc.h"
 #include "quant_pack/act_quant.h"
+#include "quant_pack/producer_quant.h"
 #include "quant_pack/w6_layout.h"
 #include "quant_pack/w6_ref.h"
 #include "w6_imma/w6_imma.h"
@@ -159,6 +162,20 @@ case_result run_case(const char *who, int m, int n, int k, int a_bits, const qua
     return r;
 }
 
+
+// fp16 bit patterns on a line (..., -2 ulp, -1 ulp, -0 = 0, 1 ulp, ...): the distance in ulps.
+int half_order(uint16_t h) { return (h & 0x8000) ? -int(h & 0x7FFF) : int(h); }
+
+// Codes and scales a producer wrote against the CPU quantizer applied to the y it wrote.
+void check_producer_codes(const char *who, const std::vector<uint16_t> &y, int m, int k, int bits, int8_order order,
+                          const std::vector<int8_t> &q, const std::vector<float> &s) {
+    const auto ref = quantize_acts_ref(y.data(), m, k, bits, 128);
+    const auto want = order == int8_order::wgmma_k ? order_acts_wgmma_ref(ref.q.data(), m, k) : ref.q;
+    const char *ord = order == int8_order::wgmma_k ? "wgmma_k" : "natural";
+    CHECK_MESSAGE(q == want, who << " m=" << m << " k=" << k << " a" << bits << " " << ord << ": codes differ from act_quant of its y");
+    CHECK_MESSAGE(std::memcmp(s.data(), ref.scales.data(), s.size() * 4) == 0, who << " m=" << m << " k=" << k << " a" << bits << ": scales differ");
+}
+
 } // namespace
 
 TEST_SUITE("gpu") {
@@ -209,6 +226,109 @@ TEST_CASE("act_quant: int8 codes, bit planes and per-token codes are bit-exact a
                     CHECK(dst.download() == reft.scales);
                 }
             }
+}
+
+TEST_CASE("RMSNorm and SiLU x up with the quantizer inside: codes bit-exact for their y, y within one fp16 ulp") {
+    // y tolerance: the kernels compute in fp32 (a sum of <= 28,672 squares in a fixed tree, rsqrtf,
+    // two products; or expf and an IEEE division), within ~1e-6 relative of the exact value, against
+    // fp16's half ulp of 2^-12 = 2.4e-4 relative: y is the correctly rounded fp16 value or, where the
+    // exact value lies that close to a rounding boundary, its neighbour. So one ulp, never more.
+    std::mt19937 rng(51);
+    std::normal_distribution<float> gain_d(1.f, 0.1f);
+    int near = 0, total = 0;
+    for (int m : {1, 3, 8, 17, 118})
+        for (int k : {128, 384, 4096, 11008}) {
+            const int groups = k / 128;
+            auto x = random_x(m, k, rng, 4.f);
+            for (int i = 0; i < k; ++i) x[size_t(m - 1) * k + i] = 0; // an all-zero token: y = 0, scale 0
+            std::vector<uint16_t> gain(k);
+            for (auto &v : gain) v = float_to_half(gain_d(rng));
+            auto gate_up = random_x(m, 2 * k, rng, 8.f); // [m, 2k]: gate | up, as a fused gate_up GEMM writes
+            for (int i = 0; i < 32; ++i) gate_up[i] = float_to_half(-20.f + i * 0.5f); // silu's flat tail
+            const float eps = 1e-5f;
+            dbuf<uint16_t> dx(x), dgain(gain), dgu(gate_up);
+            dbuf<uint16_t> dy(size_t(m) * k), dy2(size_t(m) * k);
+            dbuf<int8_t> dq(size_t(m) * k), dq2(size_t(m) * k);
+            dbuf<float> ds(size_t(m) * groups), ds2(size_t(m) * groups);
+            auto *xh = reinterpret_cast<const __half *>(dx.ptr);
+            auto *gh = reinterpret_cast<const __half *>(dgain.ptr);
+            auto *guh = reinterpret_cast<const __half *>(dgu.ptr);
+            auto *yh = reinterpret_cast<__half *>(dy.ptr);
+            // The CPU formulas, in double.
+            std::vector<uint16_t> y_norm(size_t(m) * k), y_silu(size_t(m) * k);
+            std::vector<double> norm_exact(size_t(m) * k);
+            for (int r = 0; r < m; ++r) {
+                double ss = 0;
+                for (int i = 0; i < k; ++i) ss += double(half_to_float(x[size_t(r) * k + i])) * half_to_float(x[size_t(r) * k + i]);
+                const double inv = 1.0 / std::sqrt(ss / k + double(eps));
+                for (int i = 0; i < k; ++i) norm_exact[size_t(r) * k + i] = half_to_float(x[size_t(r) * k + i]) * inv * half_to_float(gain[i]);
+            }
+            for (const int bits : {6, 8})
+                for (const auto order : {int8_order::natural, int8_order::wgmma_k}) {
+                    // RMSNorm: y and codes together, then codes only (chained by PDL), then y only.
+                    dy.poison(), dq.poison(), ds.poison(), dy2.poison(), dq2.poison(), ds2.poison();
+                    REQUIRE(rmsnorm_quant_int8(xh, gh, eps, m, k, yh, {dq.ptr, ds.ptr, bits, order}, nullptr).ok());
+                    REQUIRE(rmsnorm_quant_int8(xh, gh, eps, m, k, nullptr, {dq2.ptr, ds2.ptr, bits, order}, nullptr, true).ok());
+                    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+                    const auto y = dy.download();
+                    const auto q = dq.download();
+                    const auto s = ds.download();
+                    check_producer_codes("rmsnorm_quant_int8", y, m, k, bits, order, q, s);
+                    CHECK_MESSAGE(dq2.download() == q, "rmsnorm_quant_int8 m=" << m << " k=" << k << ": codes without y differ from codes with y");
+                    CHECK(ds2.download() == s);
+                    if (bits == 6 && order == int8_order::natural) {
+                        int fails = 0;
+                        for (size_t i = 0; i < y.size(); ++i) {
+                            const int d = std::abs(half_order(y[i]) - half_order(float_to_half(float(norm_exact[i]))));
+                            near += d == 1, ++total;
+                            if (d > 1 && fails++ < 3)
+                                MESSAGE("rmsnorm m=" << m << " k=" << k << " y[" << i << "] = " << half_to_float(y[i]) << ", formula " << norm_exact[i] << " FAIL");
+                        }
+                        CHECK_MESSAGE(fails == 0, "rmsnorm m=" << m << " k=" << k << ": " << fails << " values beyond one ulp");
+                        REQUIRE(rmsnorm_quant_int8(xh, gh, eps, m, k, reinterpret_cast<__half *>(dy2.ptr), {}, nullptr).ok());
+                        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+                        CHECK_MESSAGE(dy2.download() == y, "rmsnorm m=" << m << " k=" << k << ": y without codes differs from y with codes");
+                    }
+                    // SiLU x up, gate and up interleaved by row (ld = 2k), as a fused gate_up GEMM writes them.
+                    dy.poison(), dq.poison(), ds.poison();
+                    REQUIRE(silu_mul_quant_int8(guh, guh + k, 2 * k, m, k, yh, {dq.ptr, ds.ptr, bits, order}, nullptr).ok());
+                    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+                    const auto ys = dy.download();
+                    check_producer_codes("silu_mul_quant_int8", ys, m, k, bits, order, dq.download(), ds.download());
+                    if (bits == 6 && order == int8_order::natural) {
+                        // y = fp16(s * u) with s = fp16(silu(g)): accepted with s the rounded formula or a neighbour.
+                        int fails = 0;
+                        for (int r = 0; r < m; ++r)
+                            for (int i = 0; i < k; ++i) {
+                                const size_t at = size_t(r) * k + i;
+                                const double gv = half_to_float(gate_up[size_t(r) * 2 * k + i]);
+                                const float u = half_to_float(gate_up[size_t(r) * 2 * k + k + i]);
+                                const uint16_t s_ref = float_to_half(float(gv / (1.0 + std::exp(-gv))));
+                                bool ok = false;
+                                for (int step : {-1, 0, 1}) {
+                                    const int o = half_order(s_ref) + step;
+                                    const uint16_t sn = uint16_t(o < 0 ? (0x8000 | -o) : o);
+                                    ok |= float_to_half(half_to_float(sn) * u) == ys[at];
+                                }
+                                if (!ok && fails++ < 3)
+                                    MESSAGE("silu_mul m=" << m << " k=" << k << " y[" << at << "] = " << half_to_float(ys[at]) << " for g=" << gv << " u=" << u << " FAIL");
+                            }
+                        CHECK_MESSAGE(fails == 0, "silu_mul m=" << m << " k=" << k << ": " << fails << " values off the formula");
+                    }
+                }
+        }
+    MESSAGE("rmsnorm: " << near << " of " << total << " values one ulp from the rounded double formula, none further");
+    // What they refuse.
+    dbuf<uint16_t> d(8192);
+    auto *h = reinterpret_cast<__half *>(d.ptr);
+    dbuf<int8_t> q(8192);
+    dbuf<float> s(64);
+    const auto bad_k = rmsnorm_quant_int8(h, h, 1e-5f, 1, 4100, h, {}, nullptr);
+    CHECK(bad_k.code == qb::status_code::unsupported_shape);
+    CHECK(bad_k.reason.find("4100") != std::string::npos);
+    CHECK(silu_mul_quant_int8(h, h, 128, 1, 128, nullptr, {}, nullptr).code == qb::status_code::invalid_argument);
+    CHECK(silu_mul_quant_int8(h, h, 100, 1, 128, h, {}, nullptr).code == qb::status_code::invalid_argument);
+    CHECK(rmsnorm_quant_int8(h, h, 1e-5f, 1, 128, nullptr, {q.ptr, s.ptr, 5}, nullptr).code == qb::status_code::unsupported_option);
 }
 
 TEST_CASE("the fused quantizer's division-free code equals rint(x / scale) on every fp16 input") {
