@@ -17,6 +17,9 @@ public:
     virtual ~backend() = default;
     virtual status supports(const linear_layer &layer, at::Device device, at::ScalarType dtype) const = 0;
     virtual std::shared_ptr<const linear_runtime> bind(const linear_layer &layer, at::ScalarType dtype) const = 0;
+    // Kernels that write the activation codes this back-end's runtimes take (llama_model::producer),
+    // or null when its runtimes take fp16 input only.
+    virtual std::shared_ptr<const activation_producer> producer() const { return nullptr; }
 };
 
 struct backend_entry {

@@ -10,6 +10,7 @@
 #include "cublas_gemm/cublas_gemm.h"
 #include "flexq_btc/flexq_btc.h"
 #include "quant_pack/act_quant.h"
+#include "quant_pack/producer_quant.h"
 #include "quant_pack/w6_layout.h"
 #include "quant_pack/w6_ref.h"
 #include "w6_imma/w6_imma.h"
@@ -19,6 +20,7 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <mutex>
 
@@ -62,12 +64,15 @@ at::Tensor as_2d(const at::Tensor &x, int64_t k, const char *who) {
     return x.reshape({-1, k}).contiguous();
 }
 
-at::Tensor finish(at::Tensor out, const at::Tensor &x, const at::Tensor &bias) {
-    auto sizes = x.sizes().vec();
-    sizes.back() = out.size(1);
+// out [m, n] -> [prefix..., n] (+ bias).
+at::Tensor finish(at::Tensor out, at::IntArrayRef prefix, const at::Tensor &bias) {
+    auto sizes = prefix.vec();
+    sizes.push_back(out.size(1));
     out = out.view(sizes);
     return bias.defined() ? out + bias.to(out.scalar_type()) : out;
 }
+
+at::Tensor finish(at::Tensor out, const at::Tensor &x, const at::Tensor &bias) { return finish(std::move(out), x.sizes().slice(0, x.dim() - 1), bias); }
 
 // ---------------------------------------------------------------------------------------------
 // W6 back-ends
@@ -98,21 +103,53 @@ public:
         : kind_(kind), a_bits_(a_bits), n_(n), k_(k), w_imma_(std::move(w_imma)), w_btc_(std::move(w_btc)), scales_(std::move(scales)),
           bias_(std::move(bias)), what_(std::move(what)) {}
 
-    at::Tensor forward(const at::Tensor &x_in) const override {
-        const char *who = kind_ == w6_kind::imma ? "w6_imma" : kind_ == w6_kind::btc ? "flexq_btc" : "w6ax";
-        auto x = as_2d(x_in, k_, who);
-        const int m = int(x.size(0)), groups = int(k_ / group_size);
-        bool btc = kind_ == w6_kind::btc;
-        if (kind_ == w6_kind::autopick) btc = w6ax_choose(m, int(n_), int(k_), a_bits_) == w6ax_choice::w6ax_choice_btc && w_btc_.defined();
-        auto opts = x.options();
-        auto out = at::empty({m, n_}, opts);
-        const auto stream = current_stream();
-        const auto *xh = reinterpret_cast<const __half *>(x.data_ptr<at::Half>());
+    const char *who() const { return kind_ == w6_kind::imma ? "w6_imma" : kind_ == w6_kind::btc ? "flexq_btc" : "w6ax"; }
+
+    // flexq_btc (bit planes) for m tokens, else w6_imma (int8 codes).
+    bool uses_btc(int m) const {
+        if (kind_ == w6_kind::autopick) return w6ax_choose(m, int(n_), int(k_), a_bits_) == w6ax_choice::w6ax_choice_btc && w_btc_.defined();
+        return kind_ == w6_kind::btc;
+    }
+
+    gemm_args args_for(int m, bool btc, at::Tensor &out) const {
         gemm_args a;
         a.m = m, a.n = int(n_), a.k = int(k_), a.a_bits = a_bits_;
         a.w = btc ? w_btc_.data_ptr() : w_imma_.data_ptr();
         a.w_scales = reinterpret_cast<const __half *>(scales_.data_ptr<at::Half>());
         a.out = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
+        return a;
+    }
+
+    // w6_imma's int8 codes, in the order its configuration for m reads (layout = int8_order).
+    act_codes_request codes_wanted(int64_t m) const override {
+        if (m < 1 || m > (1 << 24) || uses_btc(int(m))) return {};
+        return {a_bits_, int(w6_imma_act_order(int(m)))};
+    }
+
+    at::Tensor forward_codes(const act_codes &codes, at::IntArrayRef prefix) const override {
+        const int64_t m = codes.q.size(0);
+        if (!(codes.format == codes_wanted(m)) || codes.q.dim() != 2 || codes.q.size(1) != k_ || codes.q.scalar_type() != at::kChar)
+            fail("{} {}: codes of a{} layout {} [{}] do not match what it takes for m={} (a{} layout {})", who(), what_, codes.format.bits,
+                 codes.format.layout, fmt::join(codes.q.sizes(), ", "), m, codes_wanted(m).bits, codes_wanted(m).layout);
+        auto out = at::empty({m, n_}, codes.q.options().dtype(at::kHalf));
+        gemm_args a = args_for(int(m), false, out);
+        a.act = codes.q.data_ptr();
+        a.act_scales = codes.scales.data_ptr<float>();
+        a.pdl = true; // weights stream while the producer finishes
+        throw_if(w6_imma_run(a, current_stream()), fmt::format("{} {} (m={}, codes from the producer)", who(), what_, m));
+        return finish(out, prefix, bias_);
+    }
+
+    at::Tensor forward(const at::Tensor &x_in) const override {
+        const char *who = this->who();
+        auto x = as_2d(x_in, k_, who);
+        const int m = int(x.size(0)), groups = int(k_ / group_size);
+        const bool btc = uses_btc(m);
+        auto opts = x.options();
+        auto out = at::empty({m, n_}, opts);
+        const auto stream = current_stream();
+        const auto *xh = reinterpret_cast<const __half *>(x.data_ptr<at::Half>());
+        gemm_args a = args_for(m, btc, out);
         // Where the measured tables say so (w6ax_fuse_act: small layers at small m), the GEMM
         // quantizes x itself (same codes, no quantizer kernel; it reads x in 8- and 16-byte pieces,
         // so a view off that alignment takes the other path).
@@ -146,6 +183,46 @@ private:
     int64_t n_, k_;
     at::Tensor w_imma_, w_btc_, scales_, bias_;
     std::string what_;
+};
+
+// RMSNorm and SiLU x up writing w6_imma's codes (kernels/quant_pack/producer_quant.h).
+class w6_producer final : public activation_producer {
+public:
+    act_codes rms_norm_codes(const at::Tensor &x_in, const at::Tensor &gain, double eps, act_codes_request want, at::Tensor *y) const override {
+        const int64_t k = x_in.size(-1);
+        auto x = as_2d(x_in, k, "rmsnorm_quant_int8");
+        auto g = gain.to(x.device(), at::kHalf).contiguous();
+        at::Tensor yt = y ? at::empty_like(x) : at::Tensor();
+        auto codes = make_codes(want, x.size(0), k, x.options());
+        throw_if(rmsnorm_quant_int8(half_ptr(x), half_ptr(g), float(eps), int(x.size(0)), int(k), y ? half_ptr(yt) : nullptr, dst(codes),
+                                    current_stream()),
+                 "RMSNorm with codes");
+        if (y) *y = yt.view(x_in.sizes());
+        return codes;
+    }
+    act_codes silu_mul_codes(const at::Tensor &gate_in, const at::Tensor &up_in, act_codes_request want, at::Tensor *y) const override {
+        const int64_t k = gate_in.size(-1);
+        if (up_in.sizes() != gate_in.sizes()) fail("silu_mul_quant_int8: gate [{}] and up [{}] differ in shape", fmt::join(gate_in.sizes(), ", "), fmt::join(up_in.sizes(), ", "));
+        auto gate = as_2d(gate_in, k, "silu_mul_quant_int8"), up = as_2d(up_in, k, "silu_mul_quant_int8");
+        at::Tensor yt = y ? at::empty_like(gate) : at::Tensor();
+        auto codes = make_codes(want, gate.size(0), k, gate.options());
+        throw_if(silu_mul_quant_int8(half_ptr(gate), half_ptr(up), int(k), int(gate.size(0)), int(k), y ? half_ptr(yt) : nullptr, dst(codes),
+                                     current_stream()),
+                 "SiLU x up with codes");
+        if (y) *y = yt.view(gate_in.sizes());
+        return codes;
+    }
+    std::string describe() const override { return "RMSNorm and SiLU x up write w6_imma's int8 codes (producer_quant)"; }
+
+private:
+    static __half *half_ptr(const at::Tensor &t) { return reinterpret_cast<__half *>(t.data_ptr<at::Half>()); }
+    static act_codes make_codes(act_codes_request want, int64_t m, int64_t k, const at::TensorOptions &opts) {
+        if (want.bits != 6 && want.bits != 8) fail("activation producer: bits must be 6 or 8 (bits={})", want.bits);
+        return {want, at::empty({m, k}, opts.dtype(at::kChar)), at::empty({k / group_size, m}, opts.dtype(at::kFloat))};
+    }
+    static act_codes_out dst(act_codes &c) {
+        return {c.q.data_ptr<int8_t>(), c.scales.data_ptr<float>(), c.format.bits, c.format.layout ? int8_order::wgmma_k : int8_order::natural};
+    }
 };
 
 class w6_backend final : public backend {
@@ -212,6 +289,10 @@ public:
         scales = at::from_blob(pi.scales.data(), {int64_t(pi.scales.size())}, at::kShort).to(dev).view(at::kHalf);
         return std::make_shared<w6_runtime>(kind_, a_bits, n, k, w_imma, w_btc, scales, layer.bias,
                                             fmt::format("{} w6a{} g128 (n={}, k={})", name(), a_bits, n, k));
+    }
+
+    std::shared_ptr<const activation_producer> producer() const override {
+        return kind_ == w6_kind::btc ? nullptr : std::make_shared<w6_producer>(); // flexq_btc reads bit planes
     }
 
 private:

@@ -155,6 +155,8 @@ run_summary run_experiment(const run_options &o) {
                 continue;
             }
             for (auto *layer : model.linears()) layer->runtime = be->bind(*layer, model.dtype());
+            model.producer = be->producer();
+            if (model.producer) record.set_field("activation_producer", model.producer->describe());
 
             const fs::path cache_dir = o.results_root / ".cache";
             json skipped_evals = json::array();

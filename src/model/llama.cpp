@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <initializer_list>
 
 namespace qb {
 
@@ -31,6 +32,10 @@ at::Tensor quantized_weight::dequantize() const {
     auto s = scales.to(at::kFloat).view({n, k / g, 1});
     if (zero_points.defined()) qf = qf - zero_points.to(at::kFloat).view({n, k / g, 1});
     return (qf * s).view({n, k});
+}
+
+at::Tensor linear_runtime::forward_codes(const act_codes &, at::IntArrayRef) const {
+    fail("{}: takes no activation codes (codes_wanted says none)", describe());
 }
 
 at::Tensor linear_layer::forward(const at::Tensor &x) const {
@@ -65,6 +70,20 @@ at::Tensor apply_rope(const at::Tensor &x, const at::Tensor &cos, const at::Tens
     auto rb = a * sin + b * cos;
     at::Tensor out = style == rope_style::half_split ? at::cat({ra, rb}, -1) : at::stack({ra, rb}, -1).flatten(-2);
     return out.to(x.scalar_type());
+}
+
+// The codes every one of `readers` multiplies directly for m tokens, when they all ask for the same
+// and the model has a producer to write them; bits 0 otherwise.
+act_codes_request shared_codes_request(const activation_producer *producer, std::initializer_list<const linear_layer *> readers, int64_t m) {
+    if (!producer) return {};
+    act_codes_request want;
+    for (const auto *l : readers) {
+        if (!l->runtime) return {};
+        const auto r = l->runtime->codes_wanted(m);
+        if (r.bits == 0 || (l != *readers.begin() && !(r == want))) return {};
+        want = r;
+    }
+    return want;
 }
 
 } // namespace
@@ -142,12 +161,24 @@ at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const
     }
     const bool gqa = c.n_kv_heads != c.n_heads;
 
+    const int64_t m = bsz * t;
+    const std::vector<int64_t> prefix{bsz, t};
+    const auto *prod = producer.get();
     for (size_t li = 0; li < layers.size(); ++li) {
         const auto &layer = layers[li];
-        auto x = rms_norm(h, layer.attn_norm, c.norm_eps);
-        auto q = layer.q_proj.forward(x).view({bsz, t, c.n_heads, hd}).transpose(1, 2);    // [B, H, T, D]
-        auto k = layer.k_proj.forward(x).view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
-        auto v = layer.v_proj.forward(x).view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
+        at::Tensor q, k, v;
+        if (const auto want = shared_codes_request(prod, {&layer.q_proj, &layer.k_proj, &layer.v_proj}, m); want.bits) {
+            const auto codes = prod->rms_norm_codes(h, layer.attn_norm, c.norm_eps, want);
+            q = layer.q_proj.runtime->forward_codes(codes, prefix);
+            k = layer.k_proj.runtime->forward_codes(codes, prefix);
+            v = layer.v_proj.runtime->forward_codes(codes, prefix);
+        } else {
+            auto x = rms_norm(h, layer.attn_norm, c.norm_eps);
+            q = layer.q_proj.forward(x), k = layer.k_proj.forward(x), v = layer.v_proj.forward(x);
+        }
+        q = q.view({bsz, t, c.n_heads, hd}).transpose(1, 2);    // [B, H, T, D]
+        k = k.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
+        v = v.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
         q = apply_rope(q, cos, sin, c.rope);
         k = apply_rope(k, cos, sin, c.rope);
         if (cache) {
@@ -159,9 +190,19 @@ at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const
         auto attn = at::scaled_dot_product_attention(q, k, v, mask, 0.0, causal, std::nullopt, /*enable_gqa=*/gqa); // [B, H, T, D]
         attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
         h = h + layer.o_proj.forward(attn);
-        auto y = rms_norm(h, layer.ffn_norm, c.norm_eps);
-        auto gated = at::silu(layer.gate_proj.forward(y)) * layer.up_proj.forward(y);
-        h = h + layer.down_proj.forward(gated);
+        at::Tensor gate, up;
+        if (const auto want = shared_codes_request(prod, {&layer.gate_proj, &layer.up_proj}, m); want.bits) {
+            const auto codes = prod->rms_norm_codes(h, layer.ffn_norm, c.norm_eps, want);
+            gate = layer.gate_proj.runtime->forward_codes(codes, prefix);
+            up = layer.up_proj.runtime->forward_codes(codes, prefix);
+        } else {
+            auto y = rms_norm(h, layer.ffn_norm, c.norm_eps);
+            gate = layer.gate_proj.forward(y), up = layer.up_proj.forward(y);
+        }
+        if (const auto want = shared_codes_request(prod, {&layer.down_proj}, m); want.bits)
+            h = h + layer.down_proj.runtime->forward_codes(prod->silu_mul_codes(gate, up, want), prefix);
+        else
+            h = h + layer.down_proj.forward(at::silu(gate) * up);
     }
     if (cache) cache->length = start + t;
     h = rms_norm(h, final_norm, c.norm_eps);

@@ -12,11 +12,44 @@
 
 namespace qb {
 
+// Per-token, per-128-group codes of a linear's input activations, written by the kernel that
+// produced the input (RMSNorm, SiLU x up) instead of a quantizer kernel of the linear's own: chained
+// layer to layer, such a quantizer is a serial step between the producer and the GEMM.
+// `layout` is agreed between the runtime that asks (linear_runtime::codes_wanted) and the back-end's
+// activation_producer; the model only passes it on.
+struct act_codes_request {
+    int bits = 0; // 0: the runtime takes fp16 input only
+    int layout = 0;
+    bool operator==(const act_codes_request &) const = default;
+};
+struct act_codes {
+    act_codes_request format;
+    at::Tensor q;      // [M, K] int8 (M = tokens, batch flattened)
+    at::Tensor scales; // [K / 128, M] fp32
+};
+
 // How a linear layer computes y = x W^T (+ b) once a back-end has bound it; quantized layers
 // hold whatever packed form their back-end needs.
 struct linear_runtime {
     virtual ~linear_runtime() = default;
     virtual at::Tensor forward(const at::Tensor &x) const = 0; // x [..., K] -> [..., N]
+    virtual std::string describe() const = 0;
+    // The codes this runtime multiplies directly for m input tokens, if any (bits 0: none).
+    virtual act_codes_request codes_wanted(int64_t /*m*/) const { return {}; }
+    // y from codes in the format codes_wanted(m) named; `prefix` is the input's leading shape
+    // (its product = m): the output is [prefix..., N].
+    virtual at::Tensor forward_codes(const act_codes &codes, at::IntArrayRef prefix) const;
+};
+
+// The kernels that produce a decoder linear's input, writing its codes as well (a back-end whose
+// runtimes take codes offers one; llama_model::producer). Each computes what the model's own
+// operations compute (rms_norm(x) * gain; silu(gate) * up), possibly differing by one fp16 ulp where
+// their fp32 operations round in another order, and quantizes that. y, when given, receives the fp16
+// values the codes were made from.
+struct activation_producer {
+    virtual ~activation_producer() = default;
+    virtual act_codes rms_norm_codes(const at::Tensor &x, const at::Tensor &gain, double eps, act_codes_request want, at::Tensor *y = nullptr) const = 0;
+    virtual act_codes silu_mul_codes(const at::Tensor &gate, const at::Tensor &up, act_codes_request want, at::Tensor *y = nullptr) const = 0;
     virtual std::string describe() const = 0;
 };
 
@@ -78,6 +111,11 @@ public:
     at::Tensor lm_head;        // [vocab, dim]; the same tensor as tok_embeddings when tied
     std::vector<decoder_layer> layers;
     at::Tensor rope_cos, rope_sin; // [max_seq_len, head_dim / 2] fp32 on the model's device
+    // Set with the linears' back-end (harness runner) when it has one: where every linear reading
+    // the output of an RMSNorm or of SiLU x up asks for the same codes (codes_wanted), that kernel
+    // writes them and the linears multiply them directly. Null: ATen operations, and each linear
+    // quantizes its own input.
+    std::shared_ptr<const activation_producer> producer;
 
     // tokens [B, T] int64 → logits [B, T, vocab] in fp32. Without a cache: causal prefill from
     // position 0. With one: the tokens continue the cached positions (prefill of a prompt into an

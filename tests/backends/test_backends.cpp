@@ -3,10 +3,14 @@
 //     (CPU device, dtypes, weight formats, K % 128), before any CUDA call;
 //   suite gpu (H100): every CUDA back-end against torch_ref on the same layer (NMSE per
 //     activation width, thresholds below), and the W6 back-ends against each other (same integers:
-//     equal to fp16 rounding).
+//     equal to fp16 rounding); the W6 activation producer (RMSNorm / SiLU x up writing the codes)
+//     against the same runtime fed the producer's own fp16 output (bit-identical), and a W6 model
+//     with the producer against one without.
 #include "backends/backend.h"
 #include "config.h"
+#include "model/llama.h"
 #include "quant/quantizer.h"
+#include "test_models.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -121,6 +125,67 @@ TEST_CASE("every CUDA back-end agrees with torch_ref on a W6 g128 layer (NMSE by
             auto f16 = backends().get("fp16").create(json::object())->bind(layer, at::kHalf)->forward(x).to(at::kFloat);
             CHECK_MESSAGE(nmse(f16, ref) < 1e-5, "fp16 m=" << m);
         }
+}
+
+TEST_CASE("W6 activation producer: codes from RMSNorm / SiLU x up give the bits of the GEMM on their y; a model with it agrees") {
+    c10::InferenceMode guard;
+    const at::Device cuda(at::kCUDA);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+    for (const char *be_name : {"w6_imma", "w6ax"}) {
+        auto be = backends().get(be_name).create(w6_opts());
+        const auto producer = be->producer();
+        REQUIRE(producer);
+        auto qkv = make_layer("layers.0.self_attn.q_proj", 200, 512, cuda, true);
+        auto down = make_layer("layers.0.mlp.down_proj", 96, 512, cuda, true);
+        const auto rq = be->bind(qkv, at::kHalf), rd = be->bind(down, at::kHalf);
+        // m = 1, 2: w6ax quantizes inside the GEMM from fp16 (same codes); 200: the wgmma path's order.
+        for (int64_t m : {1, 2, 5, 17, 200}) {
+            const auto want_q = rq->codes_wanted(m), want_d = rd->codes_wanted(m);
+            REQUIRE(want_q.bits == 6);
+            REQUIRE(want_d.bits == 8);
+            auto x = (at::randn({1, m, 512}, gen) * 3).to(at::kHalf).to(cuda);
+            auto gain = (1 + 0.1 * at::randn({512}, gen)).to(at::kHalf).to(cuda);
+            at::Tensor y;
+            const auto codes = producer->rms_norm_codes(x, gain, 1e-5, want_q, &y);
+            const auto from_codes = rq->forward_codes(codes, {1, m});
+            CHECK_MESSAGE(at::equal(from_codes, rq->forward(y)), be_name << " m=" << m << ": RMSNorm codes -> GEMM differs from the GEMM on its y");
+            // y is the model's formula in fp32 up to one fp16 ulp (2^-10 relative at most).
+            auto xf = x.to(at::kFloat);
+            auto ref = (xf * at::rsqrt(xf.pow(2).mean(-1, true) + 1e-5) * gain.to(at::kFloat)).to(at::kHalf).to(at::kFloat);
+            CHECK((y.to(at::kFloat) - ref).abs().le(ref.abs() * (1.0 / 1024) + 1e-7).all().item<bool>());
+            auto gate = (at::randn({1, m, 512}, gen) * 4).to(at::kHalf).to(cuda), up = (at::randn({1, m, 512}, gen) * 2).to(at::kHalf).to(cuda);
+            const auto scodes = producer->silu_mul_codes(gate, up, want_d, &y);
+            CHECK_MESSAGE(at::equal(rd->forward_codes(scodes, {1, m}), rd->forward(y)), be_name << " m=" << m << ": SiLU x up codes -> GEMM differs");
+            auto sref = (at::silu(gate) * up).to(at::kFloat);
+            CHECK((y.to(at::kFloat) - sref).abs().le(sref.abs() * (1.0 / 512) + 1e-7).all().item<bool>());
+            // Codes for another format are refused with the values.
+            CHECK_THROWS_WITH_AS(rd->forward_codes(codes, {1, m}), doctest::Contains("do not match"), std::exception);
+        }
+    }
+    // A small W6 model (dims multiples of 128, GQA): logits with the producer against without.
+    auto cfg = qb::test::llama_config_of(256, 512, 2, 4, 2, 96);
+    auto model = llama_make_synthetic(cfg, 5, at::kHalf, cuda);
+    auto be = backends().get("w6ax").create(w6_opts());
+    for (auto *l : model.linears()) {
+        l->qweight = quantize_weight_rtn(l->weight.to(at::kFloat).cpu(), 6, 128, true);
+        l->runtime = be->bind(*l, at::kHalf);
+    }
+    auto tokens = at::randint(0, 96, {2, 9}, gen).to(cuda);
+    auto run = [&](bool with_producer) {
+        model.producer = with_producer ? be->producer() : nullptr;
+        auto cache = model.make_cache(2, 16);
+        auto prefill = model.forward(tokens.narrow(1, 0, 8), &cache);
+        auto step = model.forward(tokens.narrow(1, 8, 1), &cache);
+        return at::cat({prefill, step}, 1);
+    };
+    const auto without = run(false), with = run(true);
+    // The two differ only where an RMSNorm output is one ulp apart and that moves a code (rare:
+    // ~1e-5 of values); A6 quantization itself is ~7e-4 relative NMSE per layer (above), so 1e-4
+    // is far above the first and well below the second.
+    const double e = nmse(with, without);
+    MESSAGE("W6 model, producer vs none: logits NMSE " << e);
+    CHECK(e < 1e-4);
+    CHECK(with.isfinite().all().item<bool>());
 }
 
 TEST_CASE("cuBLASLt W8A8 and the legacy call agree with torch_ref on a dense layer") {
