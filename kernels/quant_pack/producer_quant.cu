@@ -1,13 +1,17 @@
 // RMSNorm and SiLU x up with the activation quantizer inside (see producer_quant.h). Lane L of a
 // warp owns elements 4L .. 4L + 3 of a 128-group: one 8-byte load per input, one 8-byte store of
 // y and one 4-byte store of its four codes, which are also 4 consecutive bytes in the wgmma_k order
-// (w6_layout.h wgmma_act_pos keeps k & 3).
+// (w6_layout.h wgmma_act_pos keeps k & 3). The codes come from act_code.cuh's division-free
+// rint(y / scale), the fused GEMM's, checked on every fp16 input to equal act_quant_int8's
+// __fdiv_rn formula (y is fp16, so that check covers it).
 #include "common/cuda_check.h"
 #include "common/pdl_launch.h"
 #include "common/sm90_async.cuh"
+#include "quant_pack/act_code.cuh"
 #include "quant_pack/producer_quant.h"
 #include "quant_pack/w6_layout.h"
 
+#include <algorithm>
 #include <string>
 
 namespace qb::w6 {
@@ -16,8 +20,13 @@ namespace {
 using qb::cuda::sm90::pdl_launch_dependents;
 using qb::cuda::sm90::pdl_wait;
 
-constexpr int norm_threads = 512; // one block per token; 16 warps share its groups
-constexpr int silu_warps = 8;     // silu_mul: one warp per (token, group), 8 per block
+// RMSNorm: one block per token, up to 32 warps sharing its groups, each holding up to
+// norm_max_groups_per_warp groups in registers between the sum of squares and the output (one
+// read of x). The decode token's latency is the point: at m = 1 the whole kernel is one block.
+constexpr int norm_max_warps = 32;
+constexpr int norm_max_groups_per_warp = 8;
+constexpr int norm_max_k = norm_max_warps * norm_max_groups_per_warp * group_size; // 32768
+constexpr int silu_warps = 8; // silu_mul: one warp per (token, group), 8 per block
 
 __device__ __forceinline__ void load4(const __half *p, float v[4]) {
     const uint2 raw = *reinterpret_cast<const uint2 *>(p);
@@ -36,64 +45,65 @@ __device__ __forceinline__ void store4(__half *p, const __half h[4]) {
 struct codes_dst {
     int8_t *q;
     float *scales;
-    float qmax;
+    float qmax, qmax_rcp;
     bool wgmma_order;
 };
 
 // Quantizes the group (row, g), of which this lane holds y values 4L .. 4L + 3 (fp16 values, as
-// float), with act_quant_int8's operations (act_quant.cu quant_group): absmax, __fdiv_rn scale,
-// rint(__fdiv_rn(y, scale)) clamped; code 0 where the scale is 0.
+// float): absmax, scale RN(amax / qmax), codes rint(y / scale) (no clamp needed: |y| <= amax), code
+// 0 where the scale is 0 -- act_quant_int8's results (act_code.cuh).
 __device__ __forceinline__ void store_codes(const codes_dst &c, int m, int k, int row, int g, int lane, const float y[4]) {
     float amax = 0.f;
 #pragma unroll
     for (int e = 0; e < 4; ++e) amax = fmaxf(amax, fabsf(y[e]));
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-    const float scale = __fdiv_rn(amax, c.qmax);
-    uint32_t word = 0;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-        float r = 0.f;
-        if (scale > 0.f) r = fminf(c.qmax, fmaxf(-c.qmax - 1.f, rintf(__fdiv_rn(y[e], scale))));
-        word |= (uint32_t(int(r)) & 0xFFu) << (8 * e);
-    }
+    const act_divisor d = act_divisor_of(amax, c.qmax, c.qmax_rcp);
+    const uint32_t word = pack_code_bytes(act_code_bits(y[0], d), act_code_bits(y[1], d), act_code_bits(y[2], d), act_code_bits(y[3], d));
     const int pos = c.wgmma_order ? wgmma_act_pos(4 * lane, row) : 4 * lane;
-    *reinterpret_cast<uint32_t *>(c.q + size_t(row) * k + size_t(g) * group_size + pos) = word;
-    if (lane == 0) c.scales[size_t(g) * m + row] = scale;
+    *reinterpret_cast<uint32_t *>(c.q + size_t(row) * k + size_t(g) * group_size + pos) = d.scale > 0.f ? word : 0u;
+    if (lane == 0) c.scales[size_t(g) * m + row] = d.scale;
 }
 
-__global__ void __launch_bounds__(norm_threads) rmsnorm_quant_kernel(const __half *__restrict__ x, const __half *__restrict__ gain, float eps, int m,
-                                                                     int k, __half *__restrict__ y, codes_dst codes) {
+// G: groups per warp (ceil(groups / warps)), held in registers from the load to the output.
+template <int G>
+__global__ void __launch_bounds__(norm_max_warps * 32) rmsnorm_quant_kernel(const __half *__restrict__ x, const __half *__restrict__ gain, float eps,
+                                                                          int m, int k, __half *__restrict__ y, codes_dst codes) {
     pdl_launch_dependents();
     pdl_wait();
-    const int row = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     const int groups = k / group_size;
     const __half *xr = x + size_t(row) * k + 4 * lane;
+    float v[G][4];
     float ss = 0.f;
-    for (int g = warp; g < groups; g += norm_threads / 32) {
-        float v[4];
-        load4(xr + size_t(g) * group_size, v);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) ss = fmaf(v[e], v[e], ss);
+    for (int i = 0; i < G; ++i) {
+        const int g = warp + i * warps;
+        if (g < groups) load4(xr + size_t(g) * group_size, v[i]);
+        else v[i][0] = v[i][1] = v[i][2] = v[i][3] = 0.f;
     }
 #pragma unroll
+    for (int i = 0; i < G; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) ss = fmaf(v[i][e], v[i][e], ss);
+#pragma unroll
     for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-    __shared__ float warp_sums[norm_threads / 32];
+    __shared__ float warp_sums[norm_max_warps];
     if (lane == 0) warp_sums[warp] = ss;
     __syncthreads();
     float total = 0.f;
-#pragma unroll
-    for (int w = 0; w < norm_threads / 32; ++w) total += warp_sums[w]; // the same order in every thread
+    for (int w = 0; w < warps; ++w) total += warp_sums[w]; // the same order in every thread
     const float r = rsqrtf(__fdiv_rn(total, float(k)) + eps);
-    // Second pass over x: the block's row (<= 56 KB at K = 28672) is still in L1.
-    for (int g = warp; g < groups; g += norm_threads / 32) {
-        float v[4], w[4], yf[4];
+#pragma unroll
+    for (int i = 0; i < G; ++i) {
+        const int g = warp + i * warps;
+        if (g >= groups) break; // warp-uniform
+        float w[4], yf[4];
         __half yh[4];
-        load4(xr + size_t(g) * group_size, v);
         load4(gain + size_t(g) * group_size + 4 * lane, w);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            yh[e] = __float2half_rn(__fmul_rn(__fmul_rn(v[e], r), w[e]));
+            yh[e] = __float2half_rn(__fmul_rn(__fmul_rn(v[i][e], r), w[e]));
             yf[e] = __half2float(yh[e]);
         }
         if (y) store4(y + size_t(row) * k + size_t(g) * group_size + 4 * lane, yh);
@@ -143,7 +153,10 @@ status check_producer(const char *who, int m, int k, const __half *y, const act_
     return status::success();
 }
 
-codes_dst to_dst(const act_codes_out &c) { return {c.q, c.scales, c.bits == 6 ? 31.f : 127.f, c.order == int8_order::wgmma_k}; }
+codes_dst to_dst(const act_codes_out &c) {
+    const float qmax = c.bits == 6 ? 31.f : 127.f;
+    return {c.q, c.scales, qmax, 1.f / qmax, c.order == int8_order::wgmma_k};
+}
 
 } // namespace
 
@@ -152,7 +165,13 @@ status rmsnorm_quant_int8(const __half *x, const __half *gain, float eps, int m,
     if (auto st = check_producer("rmsnorm_quant_int8", m, k, y, codes); !st) return st;
     if (!x || !gain || !aligned8(x) || !aligned8(gain))
         return status::failure(status_code::invalid_argument, "rmsnorm_quant_int8: x and gain must be non-null and 8-byte aligned");
-    QB_CUDA_TRY(qb::cuda::launch_maybe_pdl(rmsnorm_quant_kernel, unsigned(m), norm_threads, 0, stream, pdl, x, gain, eps, m, k, y, to_dst(codes)));
+    if (k > norm_max_k)
+        return status::failure(status_code::unsupported_shape,
+                               "rmsnorm_quant_int8: k must be at most " + std::to_string(norm_max_k) + " (k=" + std::to_string(k) + ")");
+    const int groups = k / group_size, warps = std::min(groups, norm_max_warps);
+    const int per_warp = (groups + warps - 1) / warps;
+    auto kernel = per_warp <= 1 ? rmsnorm_quant_kernel<1> : per_warp <= 2 ? rmsnorm_quant_kernel<2> : per_warp <= 4 ? rmsnorm_quant_kernel<4> : rmsnorm_quant_kernel<8>;
+    QB_CUDA_TRY(qb::cuda::launch_maybe_pdl(kernel, unsigned(m), unsigned(32 * warps), 0, stream, pdl, x, gain, eps, m, k, y, to_dst(codes)));
     QB_CUDA_TRY_LAUNCH();
     return status::success();
 }

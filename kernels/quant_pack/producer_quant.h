@@ -42,7 +42,8 @@ struct act_codes_out {
     int8_order order = int8_order::natural;
 };
 
-// x, y [M, K] (row stride K), gain [K]; K a multiple of 128. y may be nullptr when codes are written.
+// x, y [M, K] (row stride K), gain [K]; K a multiple of 128, at most 32768 (one block per token
+// holds its row in registers). y may be nullptr when codes are written.
 status rmsnorm_quant_int8(const __half *x, const __half *gain, float eps, int m, int k, __half *y, const act_codes_out &codes,
                           cudaStream_t stream, bool pdl = false);
 
