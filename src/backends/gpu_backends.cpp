@@ -189,39 +189,37 @@ private:
 class w6_producer final : public activation_producer {
 public:
     act_codes rms_norm_codes(const at::Tensor &x_in, const at::Tensor &gain, double eps, act_codes_request want, at::Tensor *y) const override {
-        const int64_t k = x_in.size(-1);
-        auto x = as_2d(x_in, k, "rmsnorm_quant_int8");
+        auto x = as_2d(x_in, x_in.size(-1), "rmsnorm_quant_int8");
         auto g = gain.to(x.device(), at::kHalf).contiguous();
-        at::Tensor yt = y ? at::empty_like(x) : at::Tensor();
-        auto codes = make_codes(want, x.size(0), k, x.options());
-        throw_if(rmsnorm_quant_int8(half_ptr(x), half_ptr(g), float(eps), int(x.size(0)), int(k), y ? half_ptr(yt) : nullptr, dst(codes),
-                                    current_stream()),
-                 "RMSNorm with codes");
-        if (y) *y = yt.view(x_in.sizes());
-        return codes;
+        return produce(x_in, x, want, y, "RMSNorm with codes", [&](int m, int k, __half *yp, const act_codes_out &out) {
+            return rmsnorm_quant_int8(half_ptr(x), half_ptr(g), float(eps), m, k, yp, out, current_stream());
+        });
     }
     act_codes silu_mul_codes(const at::Tensor &gate_in, const at::Tensor &up_in, act_codes_request want, at::Tensor *y) const override {
-        const int64_t k = gate_in.size(-1);
-        if (up_in.sizes() != gate_in.sizes()) fail("silu_mul_quant_int8: gate [{}] and up [{}] differ in shape", fmt::join(gate_in.sizes(), ", "), fmt::join(up_in.sizes(), ", "));
-        auto gate = as_2d(gate_in, k, "silu_mul_quant_int8"), up = as_2d(up_in, k, "silu_mul_quant_int8");
-        at::Tensor yt = y ? at::empty_like(gate) : at::Tensor();
-        auto codes = make_codes(want, gate.size(0), k, gate.options());
-        throw_if(silu_mul_quant_int8(half_ptr(gate), half_ptr(up), int(k), int(gate.size(0)), int(k), y ? half_ptr(yt) : nullptr, dst(codes),
-                                     current_stream()),
-                 "SiLU x up with codes");
-        if (y) *y = yt.view(gate_in.sizes());
-        return codes;
+        if (up_in.sizes() != gate_in.sizes())
+            fail("silu_mul_quant_int8: gate [{}] and up [{}] differ in shape", fmt::join(gate_in.sizes(), ", "), fmt::join(up_in.sizes(), ", "));
+        auto gate = as_2d(gate_in, gate_in.size(-1), "silu_mul_quant_int8"), up = as_2d(up_in, up_in.size(-1), "silu_mul_quant_int8");
+        return produce(gate_in, gate, want, y, "SiLU x up with codes", [&](int m, int k, __half *yp, const act_codes_out &out) {
+            return silu_mul_quant_int8(half_ptr(gate), half_ptr(up), k, m, k, yp, out, current_stream());
+        });
     }
     std::string describe() const override { return "RMSNorm and SiLU x up write w6_imma's int8 codes (producer_quant)"; }
 
 private:
     static __half *half_ptr(const at::Tensor &t) { return reinterpret_cast<__half *>(t.data_ptr<at::Half>()); }
-    static act_codes make_codes(act_codes_request want, int64_t m, int64_t k, const at::TensorOptions &opts) {
+
+    // Allocates the codes (and y when asked) for the 2-d input `in2` of original shape `in`, runs
+    // launch(m, k, y or null, codes) and returns the codes.
+    template <class Launch>
+    static act_codes produce(const at::Tensor &in, const at::Tensor &in2, act_codes_request want, at::Tensor *y, const char *what, Launch &&launch) {
         if (want.bits != 6 && want.bits != 8) fail("activation producer: bits must be 6 or 8 (bits={})", want.bits);
-        return {want, at::empty({m, k}, opts.dtype(at::kChar)), at::empty({k / group_size, m}, opts.dtype(at::kFloat))};
-    }
-    static act_codes_out dst(act_codes &c) {
-        return {c.q.data_ptr<int8_t>(), c.scales.data_ptr<float>(), c.format.bits, c.format.layout ? int8_order::wgmma_k : int8_order::natural};
+        const int64_t m = in2.size(0), k = in2.size(1);
+        act_codes c{want, at::empty({m, k}, in2.options().dtype(at::kChar)), at::empty({k / group_size, m}, in2.options().dtype(at::kFloat))};
+        at::Tensor yt = y ? at::empty_like(in2) : at::Tensor();
+        const act_codes_out out{c.q.data_ptr<int8_t>(), c.scales.data_ptr<float>(), want.bits, want.layout ? int8_order::wgmma_k : int8_order::natural};
+        throw_if(launch(int(m), int(k), y ? half_ptr(yt) : nullptr, out), what);
+        if (y) *y = yt.view(in.sizes());
+        return c;
     }
 };
 
