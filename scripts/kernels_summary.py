@@ -12,8 +12,8 @@
                                      w6ax uses when the current GPU's name contains <GPU> (w6ax.cpp)
 
 Usage: scripts/kernels_summary.py BENCH.json[.gz] [MORE_RUNS ...] [--out-dir results/kernels] [--no-plot] [--no-crossover]
-                                 [--gpu h100 --peak-tbps 3.0] [--header-dir kernels/w6ax]
-<gpu> names the files (default h100, the issue's machine); runs of `bench_kernels --l2=rotate`
+                                 [--gpu h100 --peak-tbps 3.0] [--header-dir kernels/w6ax] [--suffix S]
+<gpu> names the files (default h100, the issue's machine; --suffix S appends _S, for runs of a subset of the rows); runs of `bench_kernels --l2=rotate`
 (weights rotated through copies, launches back to back; the JSON's l2_policy says so) write
 <gpu>_rotate_* (with --graph: <gpu>_graph_*; with --chain as well: <gpu>_graphchain_*) instead and never the crossover headers, which follow the flush protocol's runs; --peak-tbps is that GPU's measured
 device-to-device copy rate (H100: 3.0 TB/s, ../shared/docs/gpu-machine.md; H200: 4.3 TB/s, measured
@@ -384,8 +384,8 @@ def plot(summary, path):
     axes[0].legend(loc="upper right", fontsize=8)
     axes[-1].set_xticks(list(range(len(shapes))))
     axes[-1].set_xticklabels(shapes, rotation=60, fontsize=7)
-    protocol = "weights cold, launches back to back" if GPU_TAG.endswith(("_rotate", "_graph", "_graphchain")) else "cold L2"
-    if GPU_TAG.endswith("_graphchain"):
+    protocol = "weights cold, launches back to back" if any(t in GPU_TAG for t in ("_rotate", "_graph")) else "cold L2"
+    if "_graphchain" in GPU_TAG:
         protocol += ", qbench chained by PDL"
     fig.suptitle("W6 kernel speedup on %s (%s, medians)" % (GPU_TAG.upper().split("_")[0], protocol))
     fig.tight_layout()
@@ -402,6 +402,7 @@ def main():
     ap.add_argument("--gpu", default=GPU_TAG, help="file prefix and title (h100, h200)")
     ap.add_argument("--peak-tbps", type=float, default=PEAK_TBPS, help="the W6 roofline's bandwidth, TB/s")
     ap.add_argument("--header-dir", default=None, help="where the crossover headers go (default kernels/w6ax)")
+    ap.add_argument("--suffix", default="", help="appended to the file prefix (runs of a --benchmark_filter subset: <gpu>_<protocol>_<suffix>_*)")
     a = ap.parse_args()
     PEAK_TBPS, GPU_TAG = a.peak_tbps, a.gpu
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -413,6 +414,9 @@ def main():
         policy = str(context.get("l2_policy"))
         GPU_TAG += ("_graph" if "CUDA graph" in policy else "_rotate") + ("chain" if "chained" in policy else "")
         a.no_crossover = True
+    if a.suffix:
+        GPU_TAG += "_" + a.suffix
+        a.no_crossover = True  # a subset of the rows decides nothing
     summary = summarize(rows)
     with open(os.path.join(out_dir, GPU_TAG + "_summary.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=HEADER, extrasaction="ignore")
