@@ -290,7 +290,8 @@ public:
     }
 
     std::shared_ptr<const activation_producer> producer() const override {
-        return kind_ == w6_kind::btc ? nullptr : std::make_shared<w6_producer>(); // flexq_btc reads bit planes
+        if (kind_ == w6_kind::btc || !options_.value("act_producer", true)) return nullptr; // flexq_btc reads bit planes
+        return std::make_shared<w6_producer>();
     }
 
 private:

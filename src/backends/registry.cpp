@@ -14,6 +14,9 @@ std::vector<option_spec> w6_options() {
     return {
         {"a_bits", option_type::integer, 6, "activation bits of the layers not listed in a8_layers (6 or 8)", 6, 8},
         {"a8_layers", option_type::string, "mlp.down_proj", "comma-separated substrings of layer names that use 8-bit activations"},
+        {"act_producer", option_type::boolean, true,
+         "RMSNorm and SiLU x up write the int8 codes the next linears read (no quantizer kernel between layers; w6_imma and w6ax); "
+         "false: each linear quantizes its own fp16 input"},
     };
 }
 
