@@ -17,7 +17,13 @@ ISSUE_HEADER = "backend,m,n,k,a_bits,us,tbps,roofline_pct,x_cublaslt_w8a8,x_fp16
 
 # (files the run writes and the committed copy to match, the runs, extra arguments)
 CASES = [
-    (["h100_summary.csv", "h100_summary.md"], ["h100_bench_run%d.json.gz" % i for i in (1, 2, 3)], ["--no-crossover"]),
+    (["h100_summary.csv", "h100_summary.md"], ["h100_bench_6424fa2_run%d.json.gz" % i for i in (1, 2)], ["--no-crossover"]),
+    # The producer rows (RMSNorm / SiLU x up + w6_imma) under each protocol: --benchmark_filter runs.
+    (["h100_producer_summary.csv", "h100_producer_summary.md"], ["h100_producer_flush_run%d.json.gz" % i for i in (1, 2, 3)], ["--suffix", "producer"]),
+    (["h100_graph_producer_summary.csv", "h100_graph_producer_summary.md"], ["h100_producer_graph_run%d.json.gz" % i for i in (1, 2, 3)],
+     ["--suffix", "producer"]),
+    (["h100_graphchain_producer_summary.csv", "h100_graphchain_producer_summary.md"],
+     ["h100_producer_graphchain_run%d.json.gz" % i for i in (1, 2, 3)], ["--suffix", "producer"]),
     (["h100_rotate_summary.csv", "h100_rotate_summary.md"], ["h100_rotate_run%d.json.gz" % i for i in (1, 2)], []),
     (["h100_graph_summary.csv", "h100_graph_summary.md"], ["h100_graph_run%d.json.gz" % i for i in (1, 2)], []),
     (["h100_graphchain_summary.csv", "h100_graphchain_summary.md"], ["h100_graphchain_run%d.json.gz" % i for i in (1, 2, 3)], []),
