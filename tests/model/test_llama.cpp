@@ -6,6 +6,10 @@
 #include <c10/core/InferenceMode.h>
 #include <doctest/doctest.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
 using namespace qb;
 
 namespace {
@@ -16,6 +20,58 @@ at::Tensor tokens_for_test(int64_t vocab, int64_t t, uint64_t seed) {
 }
 // Largest |a - b| over all elements.
 double max_diff(const at::Tensor &a, const at::Tensor &b) { return (a - b).abs().max().item<double>(); }
+
+// Activation codes on the CPU, in the model's formulas: a mock of a back-end's activation producer
+// and of runtimes that multiply codes, so that the model's routing (which linears share codes, and
+// when it falls back to fp16 input) is checked without a GPU. Symmetric per token and 128-group.
+act_codes quantize_codes(const at::Tensor &y, act_codes_request want) {
+    const int64_t k = y.size(-1);
+    auto yf = y.reshape({-1, k / 128, 128}).to(at::kFloat);
+    const double qmax = (1 << (want.bits - 1)) - 1;
+    auto scale = yf.abs().amax(-1, true) / qmax;
+    auto q = at::where(scale > 0, at::round(yf / scale), at::zeros_like(yf)).clamp(-qmax - 1, qmax).to(at::kChar);
+    return {want, q.reshape({-1, k}), scale.squeeze(-1).t().contiguous()};
+}
+at::Tensor dequantize_codes(const act_codes &c) {
+    const int64_t m = c.q.size(0), k = c.q.size(1);
+    return (c.q.to(at::kFloat).view({m, k / 128, 128}) * c.scales.t().unsqueeze(-1)).view({m, k});
+}
+
+struct mock_producer final : activation_producer {
+    mutable int norms = 0, silus = 0;
+    act_codes rms_norm_codes(const at::Tensor &x, const at::Tensor &gain, double eps, act_codes_request want, at::Tensor *) const override {
+        ++norms;
+        auto xf = x.to(at::kFloat);
+        return quantize_codes((xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps) * gain.to(at::kFloat)).to(x.scalar_type()), want);
+    }
+    act_codes silu_mul_codes(const at::Tensor &gate, const at::Tensor &up, act_codes_request want, at::Tensor *) const override {
+        ++silus;
+        return quantize_codes(at::silu(gate) * up, want);
+    }
+    std::string describe() const override { return "mock producer"; }
+};
+
+// y = dequant(codes(x)) W^T, from fp16 input (its own quantizer) or from codes.
+struct mock_code_runtime final : linear_runtime {
+    at::Tensor w;
+    act_codes_request format;
+    mutable int from_codes = 0;
+    at::Tensor forward(const at::Tensor &x) const override {
+        auto out = at::matmul(dequantize_codes(quantize_codes(x, format)), w.t());
+        auto sizes = x.sizes().vec();
+        sizes.back() = w.size(0);
+        return out.view(sizes).to(x.scalar_type());
+    }
+    act_codes_request codes_wanted(int64_t) const override { return format; }
+    at::Tensor forward_codes(const act_codes &c, at::IntArrayRef prefix) const override {
+        ++from_codes;
+        REQUIRE(c.format == format);
+        auto sizes = prefix.vec();
+        sizes.push_back(w.size(0));
+        return at::matmul(dequantize_codes(c), w.t()).view(sizes);
+    }
+    std::string describe() const override { return "mock code runtime"; }
+};
 } // namespace
 
 TEST_SUITE("model") {
@@ -130,6 +186,42 @@ TEST_CASE("KV-cache decoding reproduces the full prefill, token by token and in 
     auto chunk = m.forward(tokens.narrow(1, 4, 8), &cache2);
     CHECK(max_diff(chunk, full.narrow(1, 4, 8)) < 1e-4);
     CHECK_THROWS_WITH(m.forward(tokens.narrow(1, 0, 1), &cache2), doctest::Contains("kv cache full"));
+}
+
+TEST_CASE("activation producer: linears reading one norm share its codes, down reads SiLU x up's, and the output is unchanged") {
+    c10::InferenceMode guard;
+    auto model = llama_make_synthetic(test::llama_config_of(256, 384, 2, 4, 2, 50), 3, at::kFloat, at::kCPU);
+    std::vector<std::shared_ptr<mock_code_runtime>> rts;
+    for (auto *l : model.linears()) {
+        auto rt = std::make_shared<mock_code_runtime>();
+        rt->w = l->weight;
+        rt->format = {l->name.find("down_proj") != std::string::npos ? 8 : 6, 1};
+        l->runtime = rt;
+        rts.push_back(rt);
+    }
+    const auto tokens = tokens_for_test(50, 5, 4);
+    const auto without = model.forward(tokens);
+    for (const auto &rt : rts) CHECK(rt->from_codes == 0);
+    auto producer = std::make_shared<mock_producer>();
+    model.producer = producer;
+    const auto with = model.forward(tokens);
+    // The same codes either way (the mock producer computes the model's own RMSNorm and SiLU x up).
+    CHECK(at::equal(with, without));
+    CHECK(producer->norms == 2 * 2); // attention and MLP input of each layer
+    CHECK(producer->silus == 2);
+    for (size_t i = 0; i < rts.size(); ++i) {
+        const bool o_proj = model.linears()[i]->name.find("o_proj") != std::string::npos;
+        CHECK_MESSAGE(rts[i]->from_codes == (o_proj ? 0 : 1), model.linears()[i]->name); // attention feeds o_proj
+    }
+    // A reader that wants other codes (v_proj at A8) sends its group back to fp16 input.
+    rts[2]->format = {8, 1};
+    producer->norms = 0;
+    for (const auto &rt : rts) rt->from_codes = 0;
+    const auto mixed = model.forward(tokens);
+    CHECK(producer->norms == 2 + 1); // layer 0's MLP norm, layer 1's two
+    CHECK(rts[0]->from_codes == 0);
+    CHECK(rts[7]->from_codes == 1);
+    CHECK(mixed.isfinite().all().item<bool>());
 }
 
 TEST_CASE("LLaMA-3.1 RoPE scaling: short wavelengths kept, long ones divided by the factor, blend between") {
