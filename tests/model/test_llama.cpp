@@ -1,5 +1,6 @@
 // The LLaMA forward pass on synthetic weights: determinism, causality, GQA, RoPE conventions.
 #include "model/llama.h"
+#include "quant/primitives.h"
 #include "test_models.h"
 
 #include <ATen/ATen.h>
@@ -22,19 +23,18 @@ at::Tensor tokens_for_test(int64_t vocab, int64_t t, uint64_t seed) {
 double max_diff(const at::Tensor &a, const at::Tensor &b) { return (a - b).abs().max().item<double>(); }
 
 // Activation codes on the CPU, in the model's formulas: a mock of a back-end's activation producer
-// and of runtimes that multiply codes, so that the model's routing (which linears share codes, and
-// when it falls back to fp16 input) is checked without a GPU. Symmetric per token and 128-group.
+// and of runtimes that multiply codes, so that the model's routing (which linears share which codes,
+// and when it falls back to fp16 input) is checked without a GPU. The codes are the quantization
+// primitives' symmetric per-token, per-128-group ones with fp32 scales (src/quant/primitives.h).
+quant_spec codes_spec(act_codes_request want) { return quant_spec_of(want.bits, 128, true, scale_format::fp32); }
 act_codes quantize_codes(const at::Tensor &y, act_codes_request want) {
-    const int64_t k = y.size(-1);
-    auto yf = y.reshape({-1, k / 128, 128}).to(at::kFloat);
-    const double qmax = (1 << (want.bits - 1)) - 1;
-    auto scale = yf.abs().amax(-1, true) / qmax;
-    auto q = at::where(scale > 0, at::round(yf / scale), at::zeros_like(yf)).clamp(-qmax - 1, qmax).to(at::kChar);
-    return {want, q.reshape({-1, k}), scale.squeeze(-1).t().contiguous()};
+    auto t = quantize(y.reshape({-1, y.size(-1)}), codes_spec(want));
+    return {want, t.q, t.scales.t().contiguous()}; // scales [M, K/128] -> act_codes' [K/128, M]
 }
 at::Tensor dequantize_codes(const act_codes &c) {
-    const int64_t m = c.q.size(0), k = c.q.size(1);
-    return (c.q.to(at::kFloat).view({m, k / 128, 128}) * c.scales.t().unsqueeze(-1)).view({m, k});
+    quantized_tensor t;
+    t.q = c.q, t.scales = c.scales.t(), t.spec = codes_spec(c.format);
+    return dequantize(t);
 }
 
 struct mock_producer final : activation_producer {
