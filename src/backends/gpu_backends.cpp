@@ -79,6 +79,13 @@ at::Tensor finish(at::Tensor out, const at::Tensor &x, const at::Tensor &bias) {
 // ---------------------------------------------------------------------------------------------
 enum class w6_kind { imma, btc, autopick };
 
+// act_codes_request::layout for the W6 back-ends is act_quant.h's int8_order, both ways.
+int layout_of(int8_order order) { return int(order); }
+int8_order order_of(int layout) {
+    if (layout != int(int8_order::natural) && layout != int(int8_order::wgmma_k)) fail("activation codes: unknown int8 layout {}", layout);
+    return int8_order(layout);
+}
+
 int act_bits_for(const json &o, const std::string &layer_name) {
     const std::string list = o.value("a8_layers", std::string());
     size_t pos = 0;
@@ -123,14 +130,15 @@ public:
     // w6_imma's int8 codes, in the order its configuration for m reads (layout = int8_order).
     act_codes_request codes_wanted(int64_t m) const override {
         if (m < 1 || m > (1 << 24) || uses_btc(int(m))) return {};
-        return {a_bits_, int(w6_imma_act_order(int(m)))};
+        return {a_bits_, layout_of(w6_imma_act_order(int(m)))};
     }
 
     at::Tensor forward_codes(const act_codes &codes, at::IntArrayRef prefix) const override {
         const int64_t m = codes.q.size(0);
-        if (!(codes.format == codes_wanted(m)) || codes.q.dim() != 2 || codes.q.size(1) != k_ || codes.q.scalar_type() != at::kChar)
+        const auto wanted = codes_wanted(m);
+        if (!(codes.format == wanted) || codes.q.dim() != 2 || codes.q.size(1) != k_ || codes.q.scalar_type() != at::kChar)
             fail("{} {}: codes of a{} layout {} [{}] do not match what it takes for m={} (a{} layout {})", who(), what_, codes.format.bits,
-                 codes.format.layout, fmt::join(codes.q.sizes(), ", "), m, codes_wanted(m).bits, codes_wanted(m).layout);
+                 codes.format.layout, fmt::join(codes.q.sizes(), ", "), m, wanted.bits, wanted.layout);
         auto out = at::empty({m, n_}, codes.q.options().dtype(at::kHalf));
         gemm_args a = args_for(int(m), false, out);
         a.act = codes.q.data_ptr();
@@ -216,7 +224,7 @@ private:
         const int64_t m = in2.size(0), k = in2.size(1);
         act_codes c{want, at::empty({m, k}, in2.options().dtype(at::kChar)), at::empty({k / group_size, m}, in2.options().dtype(at::kFloat))};
         at::Tensor yt = y ? at::empty_like(in2) : at::Tensor();
-        const act_codes_out out{c.q.data_ptr<int8_t>(), c.scales.data_ptr<float>(), want.bits, want.layout ? int8_order::wgmma_k : int8_order::natural};
+        const act_codes_out out{c.q.data_ptr<int8_t>(), c.scales.data_ptr<float>(), want.bits, order_of(want.layout)};
         throw_if(launch(int(m), int(k), y ? half_ptr(yt) : nullptr, out), what);
         if (y) *y = yt.view(in.sizes());
         return c;

@@ -30,6 +30,7 @@ CLI::App *add_generate_command(CLI::App &app, generate_args &a) {
     cmd->add_option("--seed", a.seed, "seed of sampling and of a random prompt");
     cmd->add_option("--data-dir", a.data_dir, "where relative model paths are looked up (default: $QBENCH_DATA_DIR or <source>/../shared)");
     cmd->add_flag("-q,--quiet", a.quiet, "print only the speed line");
+    cmd->add_flag("--eager", a.eager, "on CUDA, run each decode step operation by operation instead of replaying one captured CUDA graph");
     cmd->add_flag("--cudnn-sdpa", a.cudnn_sdpa, "let attention use cuDNN's SDPA (off: it plans per shape, and decode changes shape every step)");
     return cmd;
 }
@@ -57,6 +58,7 @@ int run_generate(const generate_args &a) {
     o.temperature = a.temperature;
     o.top_p = a.top_p;
     o.seed = a.seed;
+    o.decode_graph = !a.eager;
     o.stop_id = lm.tok && a.prompt_tokens == 0 ? lm.tok->eos_id() : -1;
     const bool stream = lm.tok && !a.quiet;
     if (stream && a.prompt_tokens == 0) std::cout << a.prompt << std::flush;
@@ -79,9 +81,10 @@ int run_generate(const generate_args &a) {
     const double prefill_tps = double(prompt.size()) / (r.prefill_ms / 1e3);
     const double decode_tps = r.decode_steps > 0 ? double(r.decode_steps) / (r.decode_ms / 1e3) : 0.0;
     std::cerr << fmt::format("{} on {} {}: prefill {} tokens in {:.2f} ms ({:.1f} tok/s); decode {} steps in {:.2f} ms ({:.1f} tok/s, "
-                             "{:.3f} ms/token)\n",
+                             "{:.3f} ms/token{})\n",
                              lm.model.config.name, a.device, a.dtype, prompt.size(), r.prefill_ms, prefill_tps, r.decode_steps, r.decode_ms,
-                             decode_tps, r.decode_steps > 0 ? r.decode_ms / double(r.decode_steps) : 0.0);
+                             decode_tps, r.decode_steps > 0 ? r.decode_ms / double(r.decode_steps) : 0.0,
+                             r.used_graph ? fmt::format("; CUDA graph, captured in {:.0f} ms", r.graph_capture_ms) : std::string());
     return 0;
 }
 

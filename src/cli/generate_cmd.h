@@ -16,6 +16,7 @@ struct generate_args {
     uint64_t seed = 0;
     bool quiet = false;
     bool cudnn_sdpa = false;
+    bool eager = false; // CUDA decode without the step graph
 };
 
 CLI::App *add_generate_command(CLI::App &app, generate_args &args);

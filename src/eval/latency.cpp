@@ -1,10 +1,13 @@
-// Prefill latency of one forward pass: warm-up, then the median of repeated timed passes (with a
-// device synchronization around each on CUDA). Keeps every sample in the row.
+// Prefill and decode latency: warm-up passes, then the medians of repeated timed passes (with a
+// device synchronization around each timed span on CUDA). Keeps every sample in the row. Decode
+// steps run eagerly or as one CUDA graph of the step replayed per token (option decode): at batch
+// 1 eager decode measures LibTorch's host-side dispatch more than the GPU.
 #include "eval/evaluation.h"
 
 #include "config.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "model/decode_graph.h"
 #include "model/generate.h"
 
 #include <ATen/ATen.h>
@@ -14,6 +17,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <string>
 
 
 namespace qb {
@@ -31,7 +36,17 @@ struct sample_stats {
 class latency final : public evaluation {
 public:
     explicit latency(const json &o)
-        : batch_(o["batch"]), seq_len_(o["seq_len"]), new_tokens_(o["new_tokens"]), warmup_(o["warmup"]), repeats_(o["repeats"]) {}
+        : batch_(o["batch"]), seq_len_(o["seq_len"]), new_tokens_(o["new_tokens"]), warmup_(o["warmup"]), repeats_(o["repeats"]),
+          decode_(o["decode"].get<std::string>()) {}
+
+    status supports(const eval_context &ctx) const override {
+        if (decode_ == "graph" && new_tokens_ > 0 && !(ctx.model.device().is_cuda() && decode_graphs_available()))
+            return status::failure(status_code::unsupported_option,
+                                   fmt::format("latency: decode: graph needs a CUDA model in a CUDA build (the model is on {}{}); decode: eager or auto "
+                                               "runs the steps one by one",
+                                               ctx.model.device().str(), decode_graphs_available() ? "" : ", qbench built without CUDA"));
+        return status::success();
+    }
 
     void run(eval_context &ctx) const override {
         c10::InferenceMode inference_mode;
@@ -44,17 +59,35 @@ public:
         auto next = at::randint(model.config.vocab_size, {batch_, std::max<int64_t>(new_tokens_, 1)}, gen, opts).to(model.device());
         const auto device = model.device();
 
-        // One pass = prefill the prompt into a fresh cache, then `new_tokens` single-token steps
+        // decode: auto takes the graph where one can be captured (a CUDA model in a CUDA build).
+        const bool use_graph = decode_ == "graph" || (decode_ == "auto" && device.is_cuda() && decode_graphs_available());
+        // One cache for every pass (each prefill refills it from position 0), so that the decode
+        // graph, which keeps the cache's tensors, serves all of them; captured once, untimed.
+        auto cache = model.make_cache(batch_, seq_len_ + new_tokens_);
+        std::unique_ptr<decode_step_graph> graph;
+        double capture_ms = 0;
+        if (use_graph && new_tokens_ > 0) {
+            auto c0 = std::chrono::steady_clock::now();
+            graph = std::make_unique<decode_step_graph>(model, cache);
+            capture_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c0).count();
+        }
+
+        // One pass = prefill the prompt into the cache, then `new_tokens` single-token steps
         // (their inputs are fixed random ids: the cost of a step does not depend on which token).
         sample_stats prefill, decode;
         auto one_pass = [&](bool record) {
-            auto cache = model.make_cache(batch_, seq_len_ + new_tokens_);
+            cache.length = 0;
             synchronize_device(device);
             auto t0 = std::chrono::steady_clock::now();
             model.forward(prompt, &cache);
             synchronize_device(device);
             auto t1 = std::chrono::steady_clock::now();
-            for (int64_t i = 0; i < new_tokens_; ++i) model.forward(next.narrow(1, i, 1), &cache);
+            for (int64_t i = 0; i < new_tokens_; ++i) {
+                if (graph)
+                    graph->step(next.narrow(1, i, 1));
+                else
+                    model.forward(next.narrow(1, i, 1), &cache);
+            }
             synchronize_device(device);
             auto t2 = std::chrono::steady_clock::now();
             if (!record) return;
@@ -89,7 +122,11 @@ public:
         ctx.record.add_metric(pt);
         if (new_tokens_ > 0) {
             const double d = decode.quantile(0.5);
-            ctx.record.add_metric(describe(metric_row("latency", "decode_ms_per_token", d, "ms"), decode, "ms"));
+            json row = describe(metric_row("latency", "decode_ms_per_token", d, "ms"), decode, "ms");
+            row["decode"] = graph ? "cuda graph: one decode step captured once, replayed per token (masked attention over the whole cache)"
+                                  : "eager: operation by operation";
+            if (graph) row["graph_capture_ms"] = capture_ms;
+            ctx.record.add_metric(row);
             json dt = metric_row("latency", "decode_tokens_per_s", double(batch_) / (d / 1000.0), "tokens/s");
             dt["statistic"] = "from the median decode step (batch tokens per step)";
             ctx.record.add_metric(dt);
@@ -98,6 +135,7 @@ public:
 
 private:
     int64_t batch_, seq_len_, new_tokens_, warmup_, repeats_;
+    std::string decode_;
 };
 
 } // namespace

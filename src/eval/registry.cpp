@@ -65,6 +65,10 @@ const registry<evaluation_entry> &evaluations() {
                   {"new_tokens", option_type::integer, 0, "decode steps after the prompt (0 = prefill only)", 0, 1 << 20},
                   {"warmup", option_type::integer, 2, "untimed passes first", 0, 1000},
                   {"repeats", option_type::integer, 10, "timed passes", 1, 100000},
+                  {"decode", option_type::choice, "auto",
+                   "how decode steps launch: graph (one CUDA graph of the step, replayed per token), eager (operation by operation), "
+                   "auto (graph on CUDA, eager on the CPU)",
+                   -INFINITY, INFINITY, {"auto", "graph", "eager"}},
               }},
              make_latency_evaluation},
         });

@@ -2,11 +2,13 @@
 
 #include "config.h"
 #include "core/error.h"
+#include "model/decode_graph.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
 #include <chrono>
+#include <memory>
 
 #if QBENCH_HAVE_CUDA
 #include <cuda_runtime.h>
@@ -63,6 +65,14 @@ generate_result generate(const llama_model &model, const std::vector<int32_t> &p
     synchronize_device(device);
     r.prefill_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 
+    std::unique_ptr<decode_step_graph> graph;
+    if (o.decode_graph && device.is_cuda() && decode_graphs_available() && o.max_new_tokens > 1) {
+        auto c0 = clock::now();
+        graph = std::make_unique<decode_step_graph>(model, cache);
+        r.used_graph = true;
+        r.graph_capture_ms = std::chrono::duration<double, std::milli>(clock::now() - c0).count();
+    }
+
     auto t1 = clock::now();
     for (int64_t i = 0; i < o.max_new_tokens; ++i) {
         if (next == o.stop_id) break;
@@ -70,7 +80,7 @@ generate_result generate(const llama_model &model, const std::vector<int32_t> &p
         if (on_token) on_token(next);
         if (i + 1 == o.max_new_tokens) break;
         auto step = at::full({1, 1}, static_cast<int64_t>(next), at::TensorOptions().dtype(at::kLong).device(device));
-        logits = model.forward(step, &cache);
+        logits = graph ? graph->step(step) : model.forward(step, &cache);
         ++r.decode_steps;
         next = pick(logits.select(1, 0).squeeze(0), o, gen);
     }

@@ -14,6 +14,7 @@ struct generate_options {
     double top_p = 1.0;       // nucleus sampling when temperature > 0
     uint64_t seed = 0;
     int32_t stop_id = -1;     // end of sequence (not emitted)
+    bool decode_graph = true; // on a CUDA model: decode steps as one captured CUDA graph (decode_graph.h)
 };
 
 struct generate_result {
@@ -21,6 +22,8 @@ struct generate_result {
     double prefill_ms = 0;       // prompt forward, device synchronized
     double decode_ms = 0;        // all decode steps together
     int64_t decode_steps = 0;    // forward passes of one token
+    bool used_graph = false;     // the decode steps replayed a CUDA graph
+    double graph_capture_ms = 0; // capturing it (not in decode_ms)
 };
 
 // `on_token` (optional) sees each new token as it is produced (streaming output).

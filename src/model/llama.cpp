@@ -5,7 +5,10 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <functional>
 #include <initializer_list>
+#include <tuple>
+#include <utility>
 
 namespace qb {
 
@@ -126,46 +129,37 @@ kv_cache llama_model::make_cache(int64_t batch, int64_t max_len) const {
     kv_cache cache;
     auto opts = at::TensorOptions().dtype(dtype()).device(device());
     for (size_t i = 0; i < layers.size(); ++i) {
-        cache.k.push_back(at::empty({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
-        cache.v.push_back(at::empty({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
+        cache.k.push_back(at::zeros({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
+        cache.v.push_back(at::zeros({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
     }
     return cache;
 }
 
-at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const {
-    TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, seq], got ", tokens.sizes());
-    TORCH_CHECK(rope_cos.defined(), "llama_model: prepare_rope() was not called by the loader");
-    const int64_t bsz = tokens.size(0), t = tokens.size(1);
-    const auto &c = config;
-    const int64_t hd = c.head_dim();
-    const int64_t start = cache ? cache->length : 0;
-    TORCH_CHECK(start + t <= c.max_seq_len, "positions ", start, "..", start + t - 1, " exceed max_seq_len ", c.max_seq_len);
-    if (cache) {
-        TORCH_CHECK(cache->k.size() == layers.size(), "kv cache has ", cache->k.size(), " layers, model ", layers.size());
-        TORCH_CHECK(start + t <= cache->capacity(), "kv cache full: ", start, " + ", t, " > capacity ", cache->capacity());
-        TORCH_CHECK(cache->k.front().size(0) == bsz, "kv cache batch ", cache->k.front().size(0), " != ", bsz);
-    }
-    auto h = at::embedding(tok_embeddings, tokens.to(tok_embeddings.device())); // [B, T, dim]
-    auto cos = rope_cos.narrow(0, start, t), sin = rope_sin.narrow(0, start, t); // [T, D/2]
+namespace {
 
-    // Query i (absolute position start+i) sees keys 0..start+i. Without past keys that is the
-    // plain causal mask; a single new token sees everything; otherwise an explicit mask.
-    std::optional<at::Tensor> mask;
+// Where one forward call's tokens sit: their rotary tables, what attention lets them see, and how
+// their keys and values reach the cache.
+struct token_positions {
+    at::Tensor cos, sin;            // [T, D/2]
+    std::optional<at::Tensor> mask; // [T, S] bool, true = attend
     bool causal = false;
-    if (start == 0) {
-        causal = t > 1;
-    } else if (t > 1) {
-        auto qpos = at::arange(start, start + t, at::TensorOptions().dtype(at::kLong).device(h.device())).unsqueeze(1);
-        auto kpos = at::arange(start + t, at::TensorOptions().dtype(at::kLong).device(h.device())).unsqueeze(0);
-        mask = kpos <= qpos; // [T, start+T] bool, true = attend
-    }
+    // Stores layer li's new keys / values ([B, Hkv, T, D]) and returns the ones attention reads.
+    std::function<std::pair<at::Tensor, at::Tensor>(size_t li, const at::Tensor &k, const at::Tensor &v)> keys_values;
+};
+
+// tokens [B, T] -> logits [B, T, vocab] in fp32, the decoder stack at the given positions.
+at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const token_positions &at_pos) {
+    const auto &c = model.config;
+    const int64_t bsz = tokens.size(0), t = tokens.size(1);
+    const int64_t hd = c.head_dim();
+    auto h = at::embedding(model.tok_embeddings, tokens.to(model.tok_embeddings.device())); // [B, T, dim]
     const bool gqa = c.n_kv_heads != c.n_heads;
 
     const int64_t m = bsz * t;
     const std::vector<int64_t> prefix{bsz, t};
-    const auto *prod = producer.get();
-    for (size_t li = 0; li < layers.size(); ++li) {
-        const auto &layer = layers[li];
+    const auto *prod = model.producer.get();
+    for (size_t li = 0; li < model.layers.size(); ++li) {
+        const auto &layer = model.layers[li];
         at::Tensor q, k, v;
         if (const auto want = shared_codes_request(prod, {&layer.q_proj, &layer.k_proj, &layer.v_proj}, m); want.bits) {
             const auto codes = prod->rms_norm_codes(h, layer.attn_norm, c.norm_eps, want);
@@ -179,15 +173,10 @@ at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const
         q = q.view({bsz, t, c.n_heads, hd}).transpose(1, 2);    // [B, H, T, D]
         k = k.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
         v = v.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
-        q = apply_rope(q, cos, sin, c.rope);
-        k = apply_rope(k, cos, sin, c.rope);
-        if (cache) {
-            cache->k[li].narrow(2, start, t).copy_(k);
-            cache->v[li].narrow(2, start, t).copy_(v);
-            k = cache->k[li].narrow(2, 0, start + t); // [B, Hkv, start+T, D]
-            v = cache->v[li].narrow(2, 0, start + t);
-        }
-        auto attn = at::scaled_dot_product_attention(q, k, v, mask, 0.0, causal, std::nullopt, /*enable_gqa=*/gqa); // [B, H, T, D]
+        q = apply_rope(q, at_pos.cos, at_pos.sin, c.rope);
+        k = apply_rope(k, at_pos.cos, at_pos.sin, c.rope);
+        if (at_pos.keys_values) std::tie(k, v) = at_pos.keys_values(li, k, v);
+        auto attn = at::scaled_dot_product_attention(q, k, v, at_pos.mask, 0.0, at_pos.causal, std::nullopt, /*enable_gqa=*/gqa); // [B, H, T, D]
         attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
         h = h + layer.o_proj.forward(attn);
         at::Tensor gate, up;
@@ -204,9 +193,65 @@ at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const
         else
             h = h + layer.down_proj.forward(at::silu(gate) * up);
     }
+    h = rms_norm(h, model.final_norm, c.norm_eps);
+    return at::linear(h, model.lm_head).to(at::kFloat); // [B, T, vocab]
+}
+
+void check_cache(const llama_model &model, const kv_cache &cache, int64_t bsz) {
+    TORCH_CHECK(cache.k.size() == model.layers.size(), "kv cache has ", cache.k.size(), " layers, model ", model.layers.size());
+    TORCH_CHECK(cache.k.front().size(0) == bsz, "kv cache batch ", cache.k.front().size(0), " != ", bsz);
+}
+
+} // namespace
+
+at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const {
+    TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, seq], got ", tokens.sizes());
+    TORCH_CHECK(rope_cos.defined(), "llama_model: prepare_rope() was not called by the loader");
+    const int64_t bsz = tokens.size(0), t = tokens.size(1);
+    const int64_t start = cache ? cache->length : 0;
+    TORCH_CHECK(start + t <= config.max_seq_len, "positions ", start, "..", start + t - 1, " exceed max_seq_len ", config.max_seq_len);
+    if (cache) {
+        check_cache(*this, *cache, bsz);
+        TORCH_CHECK(start + t <= cache->capacity(), "kv cache full: ", start, " + ", t, " > capacity ", cache->capacity());
+    }
+    token_positions at_pos;
+    at_pos.cos = rope_cos.narrow(0, start, t), at_pos.sin = rope_sin.narrow(0, start, t); // [T, D/2]
+    // Query i (absolute position start+i) sees keys 0..start+i. Without past keys that is the
+    // plain causal mask; a single new token sees everything; otherwise an explicit mask.
+    if (start == 0) {
+        at_pos.causal = t > 1;
+    } else if (t > 1) {
+        const auto opts = at::TensorOptions().dtype(at::kLong).device(device());
+        auto qpos = at::arange(start, start + t, opts).unsqueeze(1);
+        auto kpos = at::arange(start + t, opts).unsqueeze(0);
+        at_pos.mask = kpos <= qpos; // [T, start+T] bool, true = attend
+    }
+    if (cache)
+        at_pos.keys_values = [cache, start, t](size_t li, const at::Tensor &k, const at::Tensor &v) {
+            cache->k[li].narrow(2, start, t).copy_(k);
+            cache->v[li].narrow(2, start, t).copy_(v);
+            return std::make_pair(cache->k[li].narrow(2, 0, start + t), cache->v[li].narrow(2, 0, start + t)); // [B, Hkv, start+T, D]
+        };
+    auto logits = run_decoder(*this, tokens, at_pos);
     if (cache) cache->length = start + t;
-    h = rms_norm(h, final_norm, c.norm_eps);
-    return at::linear(h, lm_head).to(at::kFloat); // [B, T, vocab]
+    return logits;
+}
+
+at::Tensor llama_model::forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache) const {
+    TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) == 1, "forward_step: tokens must be [batch, 1], got ", tokens.sizes());
+    TORCH_CHECK(pos.dim() == 1 && pos.size(0) == 1 && pos.scalar_type() == at::kLong && pos.device() == device(),
+                "forward_step: pos must be one int64 on ", device().str(), ", got ", pos.sizes(), " ", pos.scalar_type(), " on ", pos.device().str());
+    TORCH_CHECK(rope_cos.defined(), "llama_model: prepare_rope() was not called by the loader");
+    check_cache(*this, cache, tokens.size(0));
+    token_positions at_pos;
+    at_pos.cos = rope_cos.index_select(0, pos), at_pos.sin = rope_sin.index_select(0, pos); // [1, D/2]
+    at_pos.mask = (at::arange(cache.capacity(), pos.options()) <= pos).unsqueeze(0); // [1, capacity]
+    at_pos.keys_values = [&cache, &pos](size_t li, const at::Tensor &k, const at::Tensor &v) {
+        cache.k[li].index_copy_(2, pos, k);
+        cache.v[li].index_copy_(2, pos, v);
+        return std::make_pair(cache.k[li], cache.v[li]);
+    };
+    return run_decoder(*this, tokens, at_pos);
 }
 
 std::vector<linear_layer *> llama_model::linears() {

@@ -122,6 +122,17 @@ public:
     // empty cache, or one new token per step when decoding); the cache is extended.
     at::Tensor forward(const at::Tensor &tokens, kv_cache *cache = nullptr) const;
 
+    // One decode step whose every operation has the same shapes and arguments at every position, so
+    // that it can be captured once as a CUDA graph and replayed per token (decode_step_graph): the
+    // position is read from `pos` ([1] int64 on the model's device), the new keys and values are
+    // written at that index of the cache (index_copy_), and attention runs over the cache's whole
+    // capacity with positions > pos masked out. tokens [B, 1] -> logits [B, 1, vocab] in fp32: what
+    // forward(tokens, &cache) gives at cache.length == pos, up to the attention kernel's summation
+    // order over the masked, zero-weighted positions. Leaves cache.length alone (the caller keeps it).
+    at::Tensor forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache) const;
+
+    // Zero-filled: forward_step's masked attention still multiplies the unused positions' values by
+    // a zero weight, and 0 * NaN from uninitialized memory would be NaN.
     kv_cache make_cache(int64_t batch, int64_t max_len) const;
     // Fills rope_cos/rope_sin from the config (theta, scaling) on the model's device; loaders call it.
     void prepare_rope();

@@ -5,9 +5,11 @@
 //     activation width, thresholds below), and the W6 back-ends against each other (same integers:
 //     equal to fp16 rounding); the W6 activation producer (RMSNorm / SiLU x up writing the codes)
 //     against the same runtime fed the producer's own fp16 output (bit-identical), and a W6 model
-//     with the producer against one without.
+//     with the producer against one without; a decode step captured as a CUDA graph against the same
+//     step run eagerly (equal) and against KV-cache decoding, with each back-end bound.
 #include "backends/backend.h"
 #include "config.h"
+#include "model/decode_graph.h"
 #include "model/llama.h"
 #include "quant/quantizer.h"
 #include "test_models.h"
@@ -186,6 +188,52 @@ TEST_CASE("W6 activation producer: codes from RMSNorm / SiLU x up give the bits 
     MESSAGE("W6 model, producer vs none: logits NMSE " << e);
     CHECK(e < 1e-4);
     CHECK(with.isfinite().all().item<bool>());
+}
+
+TEST_CASE("decode graph: each replay equals the same step run eagerly, and follows KV-cache decoding") {
+    c10::InferenceMode guard;
+    const at::Device cuda(at::kCUDA);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(13);
+    const auto cfg = qb::test::llama_config_of(256, 512, 2, 4, 2, 96); // GQA, dims multiples of 128
+    const auto tokens = at::randint(0, 96, {2, 14}, gen).to(cuda);
+    // "" = the dense fp16 model (ATen linears); the W6 back-ends run their PDL launches and w6ax its
+    // activation producer inside the graph.
+    for (const char *be_name : {"", "fp16", "cublaslt_w8a8", "w6ax", "flexq_btc"}) {
+        CAPTURE(be_name);
+        auto model = llama_make_synthetic(cfg, 5, at::kHalf, cuda);
+        const std::string name = be_name;
+        if (!name.empty()) {
+            auto be = backends().get(name).create(name == "w6ax" || name == "flexq_btc" ? w6_opts() : json::object());
+            for (auto *l : model.linears()) {
+                if (name == "w6ax" || name == "flexq_btc") l->qweight = quantize_weight_rtn(l->weight.to(at::kFloat).cpu(), 6, 128, true);
+                l->runtime = be->bind(*l, at::kHalf);
+            }
+            model.producer = be->producer();
+        }
+        auto by_graph = model.make_cache(2, 20), by_step = model.make_cache(2, 20), by_forward = model.make_cache(2, 20);
+        for (auto *c : {&by_graph, &by_step, &by_forward}) model.forward(tokens.narrow(1, 0, 6), c);
+        decode_step_graph graph(model, by_graph);
+        auto pos = at::zeros({1}, tokens.options());
+        for (int64_t i = 6; i < 14; ++i) {
+            const auto tok = tokens.narrow(1, i, 1);
+            const auto replayed = graph.step(tok).clone();
+            pos.fill_(i);
+            const auto stepped = model.forward_step(tok, pos, by_step);
+            const auto decoded = model.forward(tok, &by_forward);
+            CHECK(by_graph.length == i + 1);
+            // The graph launches the very kernels of forward_step with the same arguments.
+            CHECK_MESSAGE(at::equal(replayed, stepped), "position " << i);
+            // forward_step's attention spans 20 keys (the masked ones weigh exactly 0) where
+            // decoding spans i + 1: the kernel's summation order moves attention outputs by an fp16
+            // ulp (4.9e-4 relative) here and there, which through 2 layers is ~1e-7 of the logits'
+            // energy; an A6 code that such an ulp moves makes the W6 models' share larger but still
+            // far below A6 quantization's own ~7e-4 per layer (the test above): 1e-4.
+            const double e = nmse(replayed, decoded);
+            CHECK_MESSAGE(e < (name.rfind("w6", 0) == 0 || name == "flexq_btc" ? 1e-4 : 1e-6), "position " << i << ": NMSE " << e);
+        }
+        CHECK(by_graph.length == 14);
+        CHECK_THROWS_WITH_AS(graph.step(tokens.narrow(1, 0, 2)), doctest::Contains("do not match"), std::exception);
+    }
 }
 
 TEST_CASE("cuBLASLt W8A8 and the legacy call agree with torch_ref on a dense layer") {

@@ -172,6 +172,40 @@ evaluations:
     CHECK(r.metrics.size() == 2); // the latency rows survive
 }
 
+TEST_CASE("latency decode: auto runs eagerly on the CPU and says so; graph is skipped there with the reason") {
+    quiet_log quiet;
+    test::scratch_dir dir;
+    auto opt = options_for(dir, dir.write("decode.yaml", R"(name: decode
+model: {format: synthetic, config: tiny-llama}
+evaluations:
+  - {name: latency, seq_len: 8, new_tokens: 3, warmup: 0, repeats: 1, decode: [auto, graph]}
+)"));
+    auto s = run_experiment(opt);
+    CHECK(s.completed == 1);
+    CHECK(s.skipped_unsupported == 1);
+    CHECK(s.failed == 0);
+    int seen = 0;
+    for (const auto &d : list_run_dirs(opt.results_root / "decode")) {
+        auto r = read_run(d);
+        if (r.manifest["status"] == "ok") {
+            ++seen;
+            bool decode_row = false;
+            for (const auto &m : r.metrics)
+                if (m["metric"] == "decode_ms_per_token") {
+                    decode_row = true;
+                    CHECK(m["decode"].get<std::string>().rfind("eager", 0) == 0);
+                    CHECK(m["value"].get<double>() > 0);
+                }
+            CHECK(decode_row);
+        } else {
+            ++seen;
+            CHECK(r.manifest["status"] == "skipped");
+            CHECK(r.manifest.dump().find("decode: graph needs a CUDA model") != std::string::npos);
+        }
+    }
+    CHECK(seen == 2);
+}
+
 TEST_CASE("qbench list is generated from the registries") {
     auto text = describe_registries(registered_catalog(), "");
     for (const char *s : {"models", "synthetic", "quantizers", "rtn", "w_bits", "[2, 8]", "backends", "torch_ref", "evaluations",

@@ -188,6 +188,32 @@ TEST_CASE("KV-cache decoding reproduces the full prefill, token by token and in 
     CHECK_THROWS_WITH(m.forward(tokens.narrow(1, 0, 1), &cache2), doctest::Contains("kv cache full"));
 }
 
+TEST_CASE("forward_step (shapes fixed at every position, as a CUDA graph needs) equals KV-cache decoding") {
+    c10::InferenceMode guard;
+    auto m = llama_make_synthetic(small_config(2), 11, at::kFloat, at::kCPU); // GQA: 4 heads, 2 kv heads
+    auto tokens = tokens_for_test(50, 12, 6);
+    auto eager = m.make_cache(2, 16), fixed = m.make_cache(2, 16);
+    m.forward(tokens.narrow(1, 0, 5), &eager);
+    m.forward(tokens.narrow(1, 0, 5), &fixed);
+    // Positions past the one being decoded hold what an earlier sequence left (a graph reuses its
+    // cache): finite garbage the mask must hide.
+    for (auto *kv : {&fixed.k, &fixed.v})
+        for (auto &t : *kv) t.narrow(2, 5, 11).fill_(1e3);
+    auto pos = at::zeros({1}, at::TensorOptions().dtype(at::kLong));
+    for (int64_t i = 5; i < 12; ++i) {
+        auto want = m.forward(tokens.narrow(1, i, 1), &eager);
+        pos.fill_(i);
+        auto got = m.forward_step(tokens.narrow(1, i, 1), pos, fixed);
+        CHECK(fixed.length == 5); // forward_step leaves the length to its caller
+        // Masked positions get exactly zero weight; what remains is the attention kernel's
+        // summation order over 16 instead of i + 1 keys in fp32 (logits of magnitude ~1-5).
+        CHECK_MESSAGE(max_diff(got, want) < 1e-5, "position " << i);
+        CHECK(at::equal(fixed.k[0].narrow(2, i, 1), eager.k[0].narrow(2, i, 1))); // the new key went to position i
+    }
+    CHECK_THROWS_WITH(m.forward_step(tokens.narrow(1, 0, 2), pos, fixed), doctest::Contains("[batch, 1]"));
+    CHECK_THROWS_WITH(m.forward_step(tokens.narrow(1, 0, 1), pos.to(at::kInt), fixed), doctest::Contains("pos must be one int64"));
+}
+
 TEST_CASE("activation producer: linears reading one norm share its codes, down reads SiLU x up's, and the output is unchanged") {
     c10::InferenceMode guard;
     auto model = llama_make_synthetic(test::llama_config_of(256, 384, 2, 4, 2, 50), 3, at::kFloat, at::kCPU);

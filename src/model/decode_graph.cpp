@@ -1,0 +1,103 @@
+#include "model/decode_graph.h"
+
+#include "config.h"
+#include "core/error.h"
+
+#include <ATen/ATen.h>
+
+#if QBENCH_HAVE_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+#endif
+
+#include <fmt/ranges.h>
+
+#include <exception>
+
+namespace qb {
+
+#if QBENCH_HAVE_CUDA
+
+bool decode_graphs_available() { return true; }
+
+struct decode_step_graph::impl {
+    kv_cache *cache = nullptr;
+    at::Tensor tokens, pos, logits; // the graph's input and output tensors, fixed addresses
+    std::unique_ptr<at::cuda::CUDAGraph> graph; // made after the checks: constructing one touches the CUDA runtime
+};
+
+decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache) : impl_(std::make_unique<impl>()) {
+    const auto device = model.device();
+    if (!device.is_cuda())
+        fail("decode graph: the model is on {}; CUDA graphs need a CUDA device (the latency evaluation's decode: eager runs the steps one by one)",
+             device.str());
+    if (cache.k.empty() || cache.k.front().device() != device) fail("decode graph: the cache is empty or not on {}", device.str());
+    if (cache.length >= cache.capacity()) fail("decode graph: the cache is full ({} of {} positions)", cache.length, cache.capacity());
+    auto &p = *impl_;
+    p.cache = &cache;
+    const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+    p.tokens = at::zeros({cache.k.front().size(0), 1}, long_opts);
+    p.pos = at::full({1}, cache.length, long_opts);
+
+    c10::cuda::CUDAGuard device_guard(device);
+    // Capture needs a stream other than the legacy default one; the work queued so far (prefill)
+    // must be finished before the warm-up steps touch the cache from that stream.
+    cudaDeviceSynchronize();
+    auto side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+    c10::cuda::CUDAStreamGuard stream_guard(side);
+    // Warm-up outside the capture: cuBLAS handles and workspaces for this stream, the back-ends'
+    // lazily initialized contexts and kernel attributes.
+    for (int i = 0; i < 2; ++i) model.forward_step(p.tokens, p.pos, cache);
+    side.synchronize();
+    p.graph = std::make_unique<at::cuda::CUDAGraph>();
+    p.graph->capture_begin();
+    try {
+        p.logits = model.forward_step(p.tokens, p.pos, cache);
+    } catch (const std::exception &e) {
+        try {
+            p.graph->capture_end(); // ends the (invalidated) capture so the stream is usable again
+        } catch (...) {
+        }
+        fail("decode graph: capturing the decode step failed ({}); decode: eager runs it without a graph", e.what());
+    }
+    try {
+        p.graph->capture_end();
+    } catch (const std::exception &e) {
+        fail("decode graph: the captured decode step could not be instantiated ({}); decode: eager runs it without a graph", e.what());
+    }
+    side.synchronize();
+}
+
+decode_step_graph::~decode_step_graph() = default;
+
+at::Tensor decode_step_graph::step(const at::Tensor &tokens) {
+    auto &p = *impl_;
+    if (!tokens.sizes().equals(p.tokens.sizes()))
+        fail("decode graph: tokens [{}] do not match the captured step's [{}, 1]", fmt::join(tokens.sizes(), ", "), p.tokens.size(0));
+    if (p.cache->length >= p.cache->capacity()) fail("decode graph: the cache is full ({} of {} positions)", p.cache->length, p.cache->capacity());
+    p.tokens.copy_(tokens);
+    p.pos.fill_(p.cache->length);
+    p.graph->replay();
+    ++p.cache->length;
+    return p.logits;
+}
+
+#else
+
+bool decode_graphs_available() { return false; }
+
+struct decode_step_graph::impl {};
+
+decode_step_graph::decode_step_graph(const llama_model &, kv_cache &) {
+    fail("decode graph: this qbench was built without CUDA (decode: eager runs the steps one by one)");
+}
+
+decode_step_graph::~decode_step_graph() = default;
+
+at::Tensor decode_step_graph::step(const at::Tensor &) { fail("decode graph: this qbench was built without CUDA"); }
+
+#endif
+
+} // namespace qb
