@@ -84,7 +84,7 @@ int run_generate(const generate_args &a) {
                              "{:.3f} ms/token{})\n",
                              lm.model.config.name, a.device, a.dtype, prompt.size(), r.prefill_ms, prefill_tps, r.decode_steps, r.decode_ms,
                              decode_tps, r.decode_steps > 0 ? r.decode_ms / double(r.decode_steps) : 0.0,
-                             r.used_graph ? fmt::format("; CUDA graph, captured in {:.0f} ms", r.graph_capture_ms) : std::string());
+                             r.used_graph ? fmt::format("; CUDA graph of {} kernels per step, captured in {:.0f} ms", r.graph_kernels, r.graph_capture_ms) : std::string());
     return 0;
 }
 

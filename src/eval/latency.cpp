@@ -125,7 +125,11 @@ public:
             json row = describe(metric_row("latency", "decode_ms_per_token", d, "ms"), decode, "ms");
             row["decode"] = graph ? "cuda graph: one decode step captured once, replayed per token (masked attention over the whole cache)"
                                   : "eager: operation by operation";
-            if (graph) row["graph_capture_ms"] = capture_ms;
+            if (graph) {
+                row["graph_capture_ms"] = capture_ms;
+                row["graph_nodes"] = graph->nodes();
+                row["graph_kernels"] = graph->kernels();
+            }
             ctx.record.add_metric(row);
             json dt = metric_row("latency", "decode_tokens_per_s", double(batch_) / (d / 1000.0), "tokens/s");
             dt["statistic"] = "from the median decode step (batch tokens per step)";

@@ -15,6 +15,7 @@
 #include <fmt/ranges.h>
 
 #include <exception>
+#include <vector>
 
 namespace qb {
 
@@ -26,6 +27,7 @@ struct decode_step_graph::impl {
     kv_cache *cache = nullptr;
     at::Tensor tokens, pos, logits; // the graph's input and output tensors, fixed addresses
     std::unique_ptr<at::cuda::CUDAGraph> graph; // made after the checks: constructing one touches the CUDA runtime
+    int64_t nodes = 0, kernels = 0;
 };
 
 decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache) : impl_(std::make_unique<impl>()) {
@@ -51,7 +53,7 @@ decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache) 
     // lazily initialized contexts and kernel attributes.
     for (int i = 0; i < 2; ++i) model.forward_step(p.tokens, p.pos, cache);
     side.synchronize();
-    p.graph = std::make_unique<at::cuda::CUDAGraph>();
+    p.graph = std::make_unique<at::cuda::CUDAGraph>(/*keep_graph=*/true); // kept until counted, then instantiated
     p.graph->capture_begin();
     try {
         p.logits = model.forward_step(p.tokens, p.pos, cache);
@@ -64,6 +66,21 @@ decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache) 
     }
     try {
         p.graph->capture_end();
+        // What one step launches: the figure that says how far a step is from one kernel per
+        // linear (recorded with the latency rows).
+        size_t count = 0;
+        cudaGraph_t g = p.graph->raw_cuda_graph();
+        if (cudaGraphGetNodes(g, nullptr, &count) == cudaSuccess) {
+            std::vector<cudaGraphNode_t> nodes(count);
+            if (count && cudaGraphGetNodes(g, nodes.data(), &count) == cudaSuccess) {
+                p.nodes = int64_t(count);
+                for (auto n : nodes) {
+                    cudaGraphNodeType type;
+                    if (cudaGraphNodeGetType(n, &type) == cudaSuccess && type == cudaGraphNodeTypeKernel) ++p.kernels;
+                }
+            }
+        }
+        p.graph->instantiate();
     } catch (const std::exception &e) {
         fail("decode graph: the captured decode step could not be instantiated ({}); decode: eager runs it without a graph", e.what());
     }
@@ -71,6 +88,9 @@ decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache) 
 }
 
 decode_step_graph::~decode_step_graph() = default;
+
+int64_t decode_step_graph::nodes() const { return impl_->nodes; }
+int64_t decode_step_graph::kernels() const { return impl_->kernels; }
 
 at::Tensor decode_step_graph::step(const at::Tensor &tokens) {
     auto &p = *impl_;
@@ -95,6 +115,9 @@ decode_step_graph::decode_step_graph(const llama_model &, kv_cache &) {
 }
 
 decode_step_graph::~decode_step_graph() = default;
+
+int64_t decode_step_graph::nodes() const { return 0; }
+int64_t decode_step_graph::kernels() const { return 0; }
 
 at::Tensor decode_step_graph::step(const at::Tensor &) { fail("decode graph: this qbench was built without CUDA"); }
 

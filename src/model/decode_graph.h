@@ -8,6 +8,7 @@
 #pragma once
 #include "model/llama.h"
 
+#include <cstdint>
 #include <memory>
 
 namespace qb {
@@ -33,6 +34,10 @@ public:
     // Returns logits [B, 1, vocab] fp32: the graph's own output tensor, overwritten by the next step
     // (clone it to keep it).
     at::Tensor step(const at::Tensor &tokens);
+
+    // The captured step's size: graph nodes, and of those kernel launches.
+    int64_t nodes() const;
+    int64_t kernels() const;
 
 private:
     struct impl;

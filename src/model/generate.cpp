@@ -71,6 +71,7 @@ generate_result generate(const llama_model &model, const std::vector<int32_t> &p
         graph = std::make_unique<decode_step_graph>(model, cache);
         r.used_graph = true;
         r.graph_capture_ms = std::chrono::duration<double, std::milli>(clock::now() - c0).count();
+        r.graph_kernels = graph->kernels();
     }
 
     auto t1 = clock::now();

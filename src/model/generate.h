@@ -24,6 +24,7 @@ struct generate_result {
     int64_t decode_steps = 0;    // forward passes of one token
     bool used_graph = false;     // the decode steps replayed a CUDA graph
     double graph_capture_ms = 0; // capturing it (not in decode_ms)
+    int64_t graph_kernels = 0;   // kernel launches in one captured step
 };
 
 // `on_token` (optional) sees each new token as it is produced (streaming output).

@@ -50,29 +50,39 @@ at::Tensor linear_layer::forward(const at::Tensor &x) const {
 namespace {
 
 at::Tensor rms_norm(const at::Tensor &x, const at::Tensor &gain, double eps) {
-    // Computed in fp32 as the reference implementations do, then cast back.
+    // Computed in fp32 as the reference implementations do, then cast back. Mixed-dtype operands
+    // promote to fp32 inside the kernels (exact conversions), and mul_out rounds the fp32 product
+    // to x's dtype as it stores it: the values of (xf * r) * float(gain) cast afterwards, in 7
+    // kernels instead of 9 (a decode step runs two per layer).
     auto xf = x.to(at::kFloat);
     auto normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps);
-    return (normed * gain.to(at::kFloat)).to(x.scalar_type());
+    auto out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+    at::mul_out(out, normed, gain);
+    return out;
 }
 
-// x [B, H, T, D]; cos/sin [T, D/2]
-at::Tensor apply_rope(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, rope_style style) {
-    auto xf = x.to(at::kFloat);
+// RoPE tables laid out like the pairs they rotate: per position, cos2 = (cos, cos) and sin2 =
+// (-sin, sin) for each pair (a, b), so that the rotation (a cos - b sin, a sin + b cos) is
+// x * cos2 + swap(x) * sin2 with swap(a, b) = (b, a). Per element that is the same two fp32
+// products and one sum, rounded the same way (b * -sin is exactly -(b * sin)), in four kernels
+// instead of nine; made once per forward for every layer.
+struct rope_tables {
+    at::Tensor cos2, sin2; // [T, D] fp32
+};
+
+rope_tables make_rope_tables(const at::Tensor &cos, const at::Tensor &sin, rope_style style) {
+    if (style == rope_style::half_split) return {at::cat({cos, cos}, -1), at::cat({-sin, sin}, -1)};
+    return {at::stack({cos, cos}, -1).flatten(-2), at::stack({-sin, sin}, -1).flatten(-2)};
+}
+
+// x [B, H, T, D] -> x rotated, in x's dtype (computed in fp32: x * cos2 promotes).
+at::Tensor apply_rope(const at::Tensor &x, const rope_tables &r, rope_style style) {
     const int64_t d = x.size(-1);
-    at::Tensor a, b;
-    if (style == rope_style::half_split) {
-        a = xf.narrow(-1, 0, d / 2);
-        b = xf.narrow(-1, d / 2, d / 2);
-    } else {
-        auto pairs = xf.unflatten(-1, {d / 2, 2});
-        a = pairs.select(-1, 0);
-        b = pairs.select(-1, 1);
-    }
-    auto ra = a * cos - b * sin;
-    auto rb = a * sin + b * cos;
-    at::Tensor out = style == rope_style::half_split ? at::cat({ra, rb}, -1) : at::stack({ra, rb}, -1).flatten(-2);
-    return out.to(x.scalar_type());
+    const at::Tensor swapped = style == rope_style::half_split ? at::cat({x.narrow(-1, d / 2, d / 2), x.narrow(-1, 0, d / 2)}, -1)
+                                                               : x.unflatten(-1, {d / 2, 2}).flip(-1).flatten(-2);
+    auto out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+    at::add_out(out, x * r.cos2, swapped * r.sin2); // the fp32 sum, rounded once to x's dtype on store
+    return out;
 }
 
 // The codes every one of `readers` multiplies directly for m tokens, when they all ask for the same
@@ -140,8 +150,8 @@ namespace {
 // Where one forward call's tokens sit: their rotary tables, what attention lets them see, and how
 // their keys and values reach the cache.
 struct token_positions {
-    at::Tensor cos, sin;            // [T, D/2]
-    std::optional<at::Tensor> mask; // [T, S] bool, true = attend
+    rope_tables rope;               // the tokens' positions
+    std::optional<at::Tensor> mask; // [T, S]: bool, true = attend; or additive (0 / -inf) in the model dtype
     bool causal = false;
     // Stores layer li's new keys / values ([B, Hkv, T, D]) and returns the ones attention reads.
     std::function<std::pair<at::Tensor, at::Tensor>(size_t li, const at::Tensor &k, const at::Tensor &v)> keys_values;
@@ -173,8 +183,10 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
         q = q.view({bsz, t, c.n_heads, hd}).transpose(1, 2);    // [B, H, T, D]
         k = k.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
         v = v.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
-        q = apply_rope(q, at_pos.cos, at_pos.sin, c.rope);
-        k = apply_rope(k, at_pos.cos, at_pos.sin, c.rope);
+        // q and k rotated in one pass (the same elementwise formula for every head).
+        const auto qk = apply_rope(at::cat({q, k}, 1), at_pos.rope, c.rope); // [B, H + Hkv, T, D]
+        q = qk.narrow(1, 0, c.n_heads);
+        k = qk.narrow(1, c.n_heads, c.n_kv_heads);
         if (at_pos.keys_values) std::tie(k, v) = at_pos.keys_values(li, k, v);
         auto attn = at::scaled_dot_product_attention(q, k, v, at_pos.mask, 0.0, at_pos.causal, std::nullopt, /*enable_gqa=*/gqa); // [B, H, T, D]
         attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
@@ -215,7 +227,7 @@ at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const
         TORCH_CHECK(start + t <= cache->capacity(), "kv cache full: ", start, " + ", t, " > capacity ", cache->capacity());
     }
     token_positions at_pos;
-    at_pos.cos = rope_cos.narrow(0, start, t), at_pos.sin = rope_sin.narrow(0, start, t); // [T, D/2]
+    at_pos.rope = make_rope_tables(rope_cos.narrow(0, start, t), rope_sin.narrow(0, start, t), config.rope);
     // Query i (absolute position start+i) sees keys 0..start+i. Without past keys that is the
     // plain causal mask; a single new token sees everything; otherwise an explicit mask.
     if (start == 0) {
@@ -244,8 +256,11 @@ at::Tensor llama_model::forward_step(const at::Tensor &tokens, const at::Tensor 
     TORCH_CHECK(rope_cos.defined(), "llama_model: prepare_rope() was not called by the loader");
     check_cache(*this, cache, tokens.size(0));
     token_positions at_pos;
-    at_pos.cos = rope_cos.index_select(0, pos), at_pos.sin = rope_sin.index_select(0, pos); // [1, D/2]
-    at_pos.mask = (at::arange(cache.capacity(), pos.options()) <= pos).unsqueeze(0); // [1, capacity]
+    at_pos.rope = make_rope_tables(rope_cos.index_select(0, pos), rope_sin.index_select(0, pos), config.rope);
+    // Additive, made once for all layers: attention would turn a bool mask into this very tensor
+    // (0 where attended, -inf elsewhere, in q's dtype) in every layer.
+    const auto keep = at::arange(cache.capacity(), pos.options()) <= pos; // [capacity]
+    at_pos.mask = at::zeros({1, cache.capacity()}, rope_cos.options().dtype(dtype())).masked_fill_(keep.logical_not().unsqueeze(0), -INFINITY);
     at_pos.keys_values = [&cache, &pos](size_t li, const at::Tensor &k, const at::Tensor &v) {
         cache.k[li].index_copy_(2, pos, k);
         cache.v[li].index_copy_(2, pos, v);

@@ -213,6 +213,8 @@ TEST_CASE("decode graph: each replay equals the same step run eagerly, and follo
         auto by_graph = model.make_cache(2, 20), by_step = model.make_cache(2, 20), by_forward = model.make_cache(2, 20);
         for (auto *c : {&by_graph, &by_step, &by_forward}) model.forward(tokens.narrow(1, 0, 6), c);
         decode_step_graph graph(model, by_graph);
+        MESSAGE((name.empty() ? "dense" : name) << ": one step is " << graph.kernels() << " kernels of " << graph.nodes() << " graph nodes");
+        CHECK(graph.kernels() >= 2 * 7); // at least the 7 linears of each layer
         auto pos = at::zeros({1}, tokens.options());
         for (int64_t i = 6; i < 14; ++i) {
             const auto tok = tokens.narrow(1, i, 1);
