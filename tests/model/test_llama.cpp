@@ -1,4 +1,5 @@
 // The LLaMA forward pass on synthetic weights: determinism, causality, GQA, RoPE conventions.
+#include "model/decode_graph.h"
 #include "model/llama.h"
 #include "quant/primitives.h"
 #include "test_models.h"
@@ -211,6 +212,8 @@ TEST_CASE("forward_step (shapes fixed at every position, as a CUDA graph needs) 
         CHECK(at::equal(fixed.k[0].narrow(2, i, 1), eager.k[0].narrow(2, i, 1))); // the new key went to position i
     }
     CHECK_THROWS_WITH(m.forward_step(tokens.narrow(1, 0, 2), pos, fixed), doctest::Contains("[batch, 1]"));
+    // A graph of the step needs CUDA; on a CPU model it says so before touching the CUDA runtime.
+    CHECK_THROWS_WITH(decode_step_graph(m, fixed), doctest::Contains(decode_graphs_available() ? "the model is on cpu" : "without CUDA"));
     CHECK_THROWS_WITH(m.forward_step(tokens.narrow(1, 0, 1), pos.to(at::kInt), fixed), doctest::Contains("pos must be one int64"));
 }
 
