@@ -3,8 +3,8 @@
 //
 //   qbench quantize experiments/x.yaml [--cell N] -o model.qbq
 //       the model, device, dtype and quantizer of one cell of an experiment file
-//   qbench quantize configs/models/llama-2-7b.yaml --quantizer flexq --set selection=paper \
-//       --device cuda --dtype fp16 -o llama2-7b-shaped.qbq
+//   qbench quantize configs/models/llama-2-7b.yaml --quantizer flexq --set selection=paper
+//       --device cuda --dtype fp16 -o llama2-7b-shaped.qbq   (one command line)
 //       a synthetic model of that architecture (seeded weights, no tokenizer)
 #include "cli/quantize_cmd.h"
 
