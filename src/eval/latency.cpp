@@ -40,7 +40,7 @@ public:
           decode_(o["decode"].get<std::string>()) {}
 
     status supports(const eval_context &ctx) const override {
-        if (decode_ == "graph" && new_tokens_ > 0 && !(ctx.model.device().is_cuda() && decode_graphs_available()))
+        if (decode_ == "graph" && new_tokens_ > 0 && !decode_graph_possible(ctx.model))
             return status::failure(status_code::unsupported_option,
                                    fmt::format("latency: decode: graph needs a CUDA model in a CUDA build (the model is on {}{}); decode: eager or auto "
                                                "runs the steps one by one",
@@ -60,17 +60,12 @@ public:
         const auto device = model.device();
 
         // decode: auto takes the graph where one can be captured (a CUDA model in a CUDA build).
-        const bool use_graph = decode_ == "graph" || (decode_ == "auto" && device.is_cuda() && decode_graphs_available());
+        const bool use_graph = decode_ == "graph" || (decode_ == "auto" && decode_graph_possible(model));
         // One cache for every pass (each prefill refills it from position 0), so that the decode
         // graph, which keeps the cache's tensors, serves all of them; captured once, untimed.
         auto cache = model.make_cache(batch_, seq_len_ + new_tokens_);
         std::unique_ptr<decode_step_graph> graph;
-        double capture_ms = 0;
-        if (use_graph && new_tokens_ > 0) {
-            auto c0 = std::chrono::steady_clock::now();
-            graph = std::make_unique<decode_step_graph>(model, cache);
-            capture_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c0).count();
-        }
+        if (use_graph && new_tokens_ > 0) graph = std::make_unique<decode_step_graph>(model, cache);
 
         // One pass = prefill the prompt into the cache, then `new_tokens` single-token steps
         // (their inputs are fixed random ids: the cost of a step does not depend on which token).
@@ -126,7 +121,7 @@ public:
             row["decode"] = graph ? "cuda graph: one decode step captured once, replayed per token (masked attention over the whole cache)"
                                   : "eager: operation by operation";
             if (graph) {
-                row["graph_capture_ms"] = capture_ms;
+                row["graph_capture_ms"] = graph->capture_ms();
                 row["graph_nodes"] = graph->nodes();
                 row["graph_kernels"] = graph->kernels();
             }

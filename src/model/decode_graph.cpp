@@ -14,6 +14,7 @@
 
 #include <fmt/ranges.h>
 
+#include <chrono>
 #include <exception>
 #include <vector>
 
@@ -28,12 +29,15 @@ struct decode_step_graph::impl {
     at::Tensor tokens, pos, logits; // the graph's input and output tensors, fixed addresses
     std::unique_ptr<at::cuda::CUDAGraph> graph; // made after the checks: constructing one touches the CUDA runtime
     int64_t nodes = 0, kernels = 0;
+    double capture_ms = 0;
 };
 
 decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache) : impl_(std::make_unique<impl>()) {
+    const auto started = std::chrono::steady_clock::now();
     const auto device = model.device();
     if (!device.is_cuda())
-        fail("decode graph: the model is on {}; CUDA graphs need a CUDA device (the latency evaluation's decode: eager runs the steps one by one)",
+        fail("decode graph: the model is on {}; CUDA graphs need a CUDA device (without a graph: decode: eager in the latency evaluation, "
+             "--eager in qbench generate)",
              device.str());
     if (cache.k.empty() || cache.k.front().device() != device) fail("decode graph: the cache is empty or not on {}", device.str());
     if (cache.length >= cache.capacity()) fail("decode graph: the cache is full ({} of {} positions)", cache.length, cache.capacity());
@@ -62,7 +66,8 @@ decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache) 
             p.graph->capture_end(); // ends the (invalidated) capture so the stream is usable again
         } catch (...) {
         }
-        fail("decode graph: capturing the decode step failed ({}); decode: eager runs it without a graph", e.what());
+        fail("decode graph: capturing the decode step failed ({}); without a graph: decode: eager in the latency evaluation, --eager in qbench generate",
+             e.what());
     }
     try {
         p.graph->capture_end();
@@ -82,15 +87,19 @@ decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache) 
         }
         p.graph->instantiate();
     } catch (const std::exception &e) {
-        fail("decode graph: the captured decode step could not be instantiated ({}); decode: eager runs it without a graph", e.what());
+        fail("decode graph: the captured decode step could not be instantiated ({}); without a graph: decode: eager in the latency evaluation, "
+             "--eager in qbench generate",
+             e.what());
     }
     side.synchronize();
+    p.capture_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
 }
 
 decode_step_graph::~decode_step_graph() = default;
 
 int64_t decode_step_graph::nodes() const { return impl_->nodes; }
 int64_t decode_step_graph::kernels() const { return impl_->kernels; }
+double decode_step_graph::capture_ms() const { return impl_->capture_ms; }
 
 at::Tensor decode_step_graph::step(const at::Tensor &tokens) {
     auto &p = *impl_;
@@ -111,13 +120,14 @@ bool decode_graphs_available() { return false; }
 struct decode_step_graph::impl {};
 
 decode_step_graph::decode_step_graph(const llama_model &, kv_cache &) {
-    fail("decode graph: this qbench was built without CUDA (decode: eager runs the steps one by one)");
+    fail("decode graph: this qbench was built without CUDA (without a graph: decode: eager in the latency evaluation, --eager in qbench generate)");
 }
 
 decode_step_graph::~decode_step_graph() = default;
 
 int64_t decode_step_graph::nodes() const { return 0; }
 int64_t decode_step_graph::kernels() const { return 0; }
+double decode_step_graph::capture_ms() const { return 0; }
 
 at::Tensor decode_step_graph::step(const at::Tensor &) { fail("decode graph: this qbench was built without CUDA"); }
 

@@ -15,6 +15,8 @@ namespace qb {
 
 // Whether this build can capture CUDA graphs (a CUDA build; the device is checked on capture).
 bool decode_graphs_available();
+// Whether decode_step_graph can capture this model's steps: a CUDA build and a CUDA model.
+inline bool decode_graph_possible(const llama_model &model) { return decode_graphs_available() && model.device().is_cuda(); }
 
 class decode_step_graph {
 public:
@@ -38,6 +40,8 @@ public:
     // The captured step's size: graph nodes, and of those kernel launches.
     int64_t nodes() const;
     int64_t kernels() const;
+    // Wall time of the construction: warm-up steps, capture, instantiation.
+    double capture_ms() const;
 
 private:
     struct impl;

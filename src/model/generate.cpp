@@ -66,11 +66,10 @@ generate_result generate(const llama_model &model, const std::vector<int32_t> &p
     r.prefill_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 
     std::unique_ptr<decode_step_graph> graph;
-    if (o.decode_graph && device.is_cuda() && decode_graphs_available() && o.max_new_tokens > 1) {
-        auto c0 = clock::now();
+    if (o.decode_graph && decode_graph_possible(model) && o.max_new_tokens > 1) {
         graph = std::make_unique<decode_step_graph>(model, cache);
         r.used_graph = true;
-        r.graph_capture_ms = std::chrono::duration<double, std::milli>(clock::now() - c0).count();
+        r.graph_capture_ms = graph->capture_ms();
         r.graph_kernels = graph->kernels();
     }
 
