@@ -2,6 +2,7 @@
 // device query the manifests rely on.
 #include "common/device_info.h"
 #include "common/gemm_ref.h"
+#include "kernels/device_buffer.h"
 
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
@@ -14,20 +15,8 @@
 
 namespace {
 
-template <class T>
-struct device_buffer {
-    T *ptr = nullptr;
-    size_t count = 0;
-    explicit device_buffer(size_t n) : count(n) { REQUIRE(cudaMalloc(&ptr, n * sizeof(T)) == cudaSuccess); }
-    ~device_buffer() { cudaFree(ptr); }
-    void upload(const std::vector<T> &h) { REQUIRE(cudaMemcpy(ptr, h.data(), count * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess); }
-    std::vector<T> download() const {
-        std::vector<T> h(count);
-        REQUIRE(cudaMemcpy(h.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-        return h;
-    }
-    void poison() { REQUIRE(cudaMemset(ptr, 0xA5, count * sizeof(T)) == cudaSuccess); } // a kernel that skips a cell is caught
-};
+using qb::test::device_buffer;
+
 
 std::vector<int8_t> random_int8(size_t n, std::mt19937 &rng, int lo, int hi) {
     std::uniform_int_distribution<int> d(lo, hi);
@@ -70,7 +59,7 @@ TEST_CASE("gemm_s8s8_s32_tn_ref is bit-exact against a CPU int64 reference") {
             device_buffer<int32_t> dc(size_t(m) * n);
             da.upload(a);
             db.upload(b);
-            dc.poison();
+            dc.poison(0xA5);
             auto st = qb::cuda::gemm_s8s8_s32_tn_ref(m, n, k, da.ptr, db.ptr, dc.ptr, nullptr);
             REQUIRE_MESSAGE(st.ok(), st.reason);
             REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
@@ -105,7 +94,7 @@ TEST_CASE("cuBLAS fp16 GEMM (TN, fp32 accumulate) matches the fp32-accumulating 
     device_buffer<float> dref(size_t(m) * n);
     da.upload(a);
     db.upload(b);
-    dc.poison();
+    dc.poison(0xA5);
     cublasHandle_t h;
     REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
     const float alpha = 1, beta = 0;

@@ -14,6 +14,7 @@
 //     scales; w6_imma and flexq_btc agree; cuBLASLt W8A8 and the legacy call against the CPU.
 // One line per failure: identity, metric, value, threshold.
 #include "act_code_exhaustive.h"
+#include "kernels/device_buffer.h"
 #include "common/device_info.h"
 #include "cublas_gemm/cublas_gemm.h"
 #include "flexq_btc/flexq_btc.h"
@@ -42,25 +43,8 @@ using namespace qb::w6;
 namespace {
 
 template <class T>
-struct dbuf {
-    T *ptr = nullptr;
-    size_t count = 0;
-    explicit dbuf(size_t n) : count(n) { REQUIRE(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T)) == cudaSuccess); }
-    dbuf(const std::vector<T> &h) : dbuf(h.size()) { upload(h); }
-    ~dbuf() { cudaFree(ptr); }
-    void upload(const std::vector<T> &h) { REQUIRE(cudaMemcpy(ptr, h.data(), count * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess); }
-    std::vector<T> download() const {
-        std::vector<T> h(count);
-        REQUIRE(cudaMemcpy(h.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-        return h;
-    }
-    // Synchronized: cudaMemset runs on the legacy default stream, which a non-blocking stream does
-    // not wait for (the chain test's stream is one: an unfinished poison raced its first kernels).
-    void poison() {
-        REQUIRE(cudaMemset(ptr, 0xFF, count * sizeof(T)) == cudaSuccess);
-        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    }
-};
+using dbuf = qb::test::device_buffer<T>;
+
 
 std::vector<uint16_t> random_x(int m, int k, std::mt19937 &rng, float range) {
     std::uniform_real_distribution<float> d(-range, range);

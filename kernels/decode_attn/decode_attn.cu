@@ -1,0 +1,302 @@
+// Fused decode attention (see decode_attn.h for what and why). One block of 8 warps per (64-position
+// chunk, sequence, KV head): warp w handles positions w, w + 8, ... of the chunk, each lane D / 32
+// elements of a row, so a row is one coalesced read per warp.
+#include "common/cuda_check.h"
+#include "decode_attn/decode_attn.h"
+
+#include <cmath>
+#include <string>
+
+namespace qb::attn {
+namespace {
+
+constexpr int block_threads = 256, block_warps = block_threads / 32;
+constexpr int rows_per_warp = decode_attn_chunk / block_warps;
+static_assert(decode_attn_chunk == 64, "the softmax gives each lane two positions of the chunk");
+static_assert(decode_attn_max_group <= block_warps, "one warp rotates each query head of the group");
+
+__host__ __device__ constexpr size_t align256(size_t n) { return (n + 255) / 256 * 256; }
+int splits_of(int capacity) { return (capacity + decode_attn_chunk - 1) / decode_attn_chunk; }
+
+// E fp16 values of one lane, loaded as one word so that they stay in flight as raw bits.
+template <int E>
+struct lane_word;
+template <>
+struct lane_word<2> {
+    using type = unsigned int;
+};
+template <>
+struct lane_word<4> {
+    using type = uint2;
+};
+
+template <int E>
+__device__ __forceinline__ typename lane_word<E>::type load_lane(const __half *p) {
+    return *reinterpret_cast<const typename lane_word<E>::type *>(p);
+}
+// Through L2 only: these rows are read once, and the block reads back the row it just wrote.
+template <int E>
+__device__ __forceinline__ typename lane_word<E>::type load_lane_cg(const __half *p) {
+    return __ldcg(reinterpret_cast<const typename lane_word<E>::type *>(p));
+}
+template <int E>
+__device__ __forceinline__ void to_float(const typename lane_word<E>::type &w, float (&x)[E]) {
+    const __half2 *h = reinterpret_cast<const __half2 *>(&w);
+#pragma unroll
+    for (int i = 0; i < E / 2; ++i) {
+        const float2 f = __half22float2(h[i]);
+        x[2 * i] = f.x;
+        x[2 * i + 1] = f.y;
+    }
+}
+template <int E>
+__device__ __forceinline__ void store_lane(__half *p, const __half (&y)[E]) {
+    typename lane_word<E>::type w;
+    __half *h = reinterpret_cast<__half *>(&w);
+#pragma unroll
+    for (int i = 0; i < E; ++i) h[i] = y[i];
+    *reinterpret_cast<typename lane_word<E>::type *>(p) = w;
+}
+
+// This lane's E elements (E * lane ...) of one head, rotated: x * cos + partner * (-sin or +sin),
+// each product and the sum rounded in fp32 (no fma: the model's ATen formula computes them in
+// separate kernels), then rounded to fp16. Half-split partners sit 16 lanes away.
+template <int D, int E>
+__device__ __forceinline__ void rope_lane(const float (&x)[E], const float *cos_row, const float *sin_row, rope_pairs pairs, int lane,
+                                          __half (&y)[E]) {
+    const int e0 = E * lane;
+    if (pairs == rope_pairs::interleaved) {
+#pragma unroll
+        for (int i = 0; i < E; i += 2) {
+            const int a = (e0 + i) / 2;
+            const float c = cos_row[a], s = sin_row[a];
+            y[i] = __float2half_rn(__fadd_rn(__fmul_rn(x[i], c), __fmul_rn(x[i + 1], -s)));
+            y[i + 1] = __float2half_rn(__fadd_rn(__fmul_rn(x[i + 1], c), __fmul_rn(x[i], s)));
+        }
+    } else {
+        const bool first_half = e0 < D / 2;
+#pragma unroll
+        for (int i = 0; i < E; ++i) {
+            const float partner = __shfl_xor_sync(0xffffffffu, x[i], 16);
+            const int a = (e0 + i) % (D / 2);
+            const float c = cos_row[a], s = sin_row[a];
+            y[i] = __float2half_rn(__fadd_rn(__fmul_rn(x[i], c), __fmul_rn(partner, first_half ? -s : s)));
+        }
+    }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    return v;
+}
+
+template <int D>
+__global__ void __launch_bounds__(block_threads) decode_attn_kernel(const decode_attn_args a, int splits) {
+    constexpr int E = D / 32;
+    using word = typename lane_word<E>::type;
+    const int split = blockIdx.x, bg = blockIdx.y;
+    const int b = bg / a.kv_heads, g = bg - b * a.kv_heads;
+    const int group = a.heads / a.kv_heads;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    __half *out = a.out + (size_t(b) * a.heads + size_t(g) * group) * D; // this group's query heads
+
+    const int64_t p = *a.pos;
+    if (p < 0 || p >= a.capacity || p >= a.rope_rows) {
+        if (split == 0)
+            for (int i = threadIdx.x; i < group * D; i += block_threads) out[i] = __ushort_as_half(0x7e00); // NaN
+        return;
+    }
+    const int pos = int(p), c0 = split * decode_attn_chunk;
+    if (c0 > pos) return;
+    const int n = min(decode_attn_chunk, pos + 1 - c0); // positions of this block
+    const int active = pos / decode_attn_chunk + 1;    // blocks of this group that run
+    const size_t row0 = (size_t(b) * a.kv_heads + g) * a.capacity; // cache row of position 0
+    const __half *keys = a.cache_k + row0 * D, *values = a.cache_v + row0 * D;
+
+    __shared__ float q_s[decode_attn_max_group][D];
+    __shared__ float p_s[decode_attn_max_group][decode_attn_chunk]; // scores, then exponentials
+    __shared__ float acc_s[block_warps][decode_attn_max_group][D];
+    __shared__ float max_s[decode_attn_max_group], sum_s[decode_attn_max_group];
+    __shared__ int last_s;
+
+    const float *cos_row = a.rope_cos + size_t(pos) * (D / 2), *sin_row = a.rope_sin + size_t(pos) * (D / 2);
+    if (warp < group) { // query head g * group + warp, rotated and rounded as the model stores it
+        float x[E];
+        __half y[E];
+        to_float<E>(load_lane<E>(a.q + size_t(b) * a.q_stride + size_t(g * group + warp) * D + E * lane), x);
+        rope_lane<D, E>(x, cos_row, sin_row, a.rope, lane, y);
+#pragma unroll
+        for (int i = 0; i < E; ++i) q_s[warp][E * lane + i] = __half2float(y[i]);
+    }
+    if (c0 + n - 1 == pos) { // this block holds pos: the new key and value go into the cache first
+        if (warp == block_warps - 1) {
+            float x[E];
+            __half y[E];
+            to_float<E>(load_lane<E>(a.k + size_t(b) * a.k_stride + size_t(g) * D + E * lane), x);
+            rope_lane<D, E>(x, cos_row, sin_row, a.rope, lane, y);
+            store_lane<E>(a.cache_k + (row0 + pos) * D + E * lane, y);
+            __threadfence(); // in L2 before the other warps read the row there (ld.cg)
+        } else if (warp == block_warps - 2) {
+            const word w = load_lane<E>(a.v + size_t(b) * a.v_stride + size_t(g) * D + E * lane);
+            *reinterpret_cast<word *>(a.cache_v + (row0 + pos) * D + E * lane) = w;
+            __threadfence();
+        }
+    }
+    __syncthreads(); // q_s, and the cache row at pos
+
+    // Keys and values of this warp's rows, all loads in flight at once.
+    word kw[rows_per_warp], vw[rows_per_warp];
+#pragma unroll
+    for (int i = 0; i < rows_per_warp; ++i) {
+        const int t = warp + block_warps * i;
+        if (t < n) {
+            kw[i] = load_lane_cg<E>(keys + size_t(c0 + t) * D + E * lane);
+            vw[i] = load_lane_cg<E>(values + size_t(c0 + t) * D + E * lane);
+        }
+    }
+    const float scale = 1.f / sqrtf(float(D));
+#pragma unroll
+    for (int i = 0; i < rows_per_warp; ++i) {
+        const int t = warp + block_warps * i;
+        if (t >= n) break; // warp-uniform
+        float kf[E];
+        to_float<E>(kw[i], kf);
+#pragma unroll
+        for (int r = 0; r < decode_attn_max_group; ++r) {
+            if (r >= group) break;
+            float dot = 0.f;
+#pragma unroll
+            for (int e = 0; e < E; ++e) dot = fmaf(q_s[r][E * lane + e], kf[e], dot);
+            dot = warp_sum(dot);
+            if (lane == 0) p_s[r][t] = dot * scale;
+        }
+    }
+    __syncthreads();
+
+    if (warp < group) { // softmax of head `warp` over the chunk: lane holds positions lane, lane + 32
+        const float s0 = lane < n ? p_s[warp][lane] : -INFINITY, s1 = lane + 32 < n ? p_s[warp][lane + 32] : -INFINITY;
+        const float m = warp_max(fmaxf(s0, s1));
+        const float e0 = lane < n ? expf(s0 - m) : 0.f, e1 = lane + 32 < n ? expf(s1 - m) : 0.f;
+        p_s[warp][lane] = e0;
+        p_s[warp][lane + 32] = e1;
+        const float l = warp_sum(e0 + e1);
+        if (lane == 0) max_s[warp] = m, sum_s[warp] = l;
+    }
+    __syncthreads();
+
+    float acc[decode_attn_max_group][E] = {};
+#pragma unroll
+    for (int i = 0; i < rows_per_warp; ++i) {
+        const int t = warp + block_warps * i;
+        if (t >= n) break;
+        float vf[E];
+        to_float<E>(vw[i], vf);
+#pragma unroll
+        for (int r = 0; r < decode_attn_max_group; ++r) {
+            if (r >= group) break;
+            const float pr = p_s[r][t];
+#pragma unroll
+            for (int e = 0; e < E; ++e) acc[r][e] = fmaf(pr, vf[e], acc[r][e]);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < decode_attn_max_group; ++r) {
+        if (r >= group) break;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc_s[warp][r][E * lane + e] = acc[r][e];
+    }
+    __syncthreads();
+
+    // Scratch: split counters [B * Hkv], then partials [B * Hkv][splits][group][D + 2] (output, max, sum).
+    int *counters = static_cast<int *>(a.scratch);
+    float *partials = reinterpret_cast<float *>(static_cast<char *>(a.scratch) + align256(size_t(a.batch) * a.kv_heads * sizeof(int)));
+    auto partial = [&](int s, int r) { return partials + ((size_t(bg) * splits + s) * group + r) * (D + 2); };
+    for (int idx = threadIdx.x; idx < group * D; idx += block_threads) {
+        const int r = idx / D, d = idx - r * D;
+        float o = 0.f;
+#pragma unroll
+        for (int w = 0; w < block_warps; ++w) o += acc_s[w][r][d];
+        if (active == 1) out[idx] = __float2half_rn(__fdiv_rn(o, sum_s[r]));
+        else partial(split, r)[d] = o;
+    }
+    if (active == 1) return;
+    if (threadIdx.x < group) {
+        partial(split, threadIdx.x)[D] = max_s[threadIdx.x];
+        partial(split, threadIdx.x)[D + 1] = sum_s[threadIdx.x];
+    }
+    __threadfence(); // this block's partials reach L2 before its arrival is counted
+    __syncthreads();
+    if (threadIdx.x == 0) last_s = atomicAdd(&counters[bg], 1) == active - 1;
+    __syncthreads();
+    if (!last_s) return;
+    __threadfence();
+    // The last block combines every split's partial in split order (fixed, whatever the timing).
+    for (int idx = threadIdx.x; idx < group * D; idx += block_threads) {
+        const int r = idx / D, d = idx - r * D;
+        float m = -INFINITY;
+        for (int s = 0; s < active; ++s) m = fmaxf(m, __ldcg(partial(s, r) + D));
+        float o = 0.f, l = 0.f;
+        for (int s = 0; s < active; ++s) {
+            const float w = expf(__ldcg(partial(s, r) + D) - m);
+            o = fmaf(w, __ldcg(partial(s, r) + d), o);
+            l = fmaf(w, __ldcg(partial(s, r) + D + 1), l);
+        }
+        out[idx] = __float2half_rn(__fdiv_rn(o, l));
+    }
+    if (threadIdx.x == 0) counters[bg] = 0; // ready for the next launch (stream order)
+}
+
+bool aligned(const void *p, size_t bytes) { return (reinterpret_cast<uintptr_t>(p) % bytes) == 0; }
+
+} // namespace
+
+status decode_attn_supports(int heads, int kv_heads, int head_dim) {
+    if (heads <= 0 || kv_heads <= 0 || heads % kv_heads)
+        return status::failure(status_code::unsupported_shape, "decode_attention: n_heads must be a positive multiple of n_kv_heads (n_heads=" +
+                                                                   std::to_string(heads) + ", n_kv_heads=" + std::to_string(kv_heads) + ")");
+    if (heads / kv_heads > decode_attn_max_group)
+        return status::failure(status_code::unsupported_shape, "decode_attention: at most " + std::to_string(decode_attn_max_group) +
+                                                                   " query heads per KV head (n_heads / n_kv_heads = " + std::to_string(heads / kv_heads) + ")");
+    if (head_dim != 64 && head_dim != 128)
+        return status::failure(status_code::unsupported_shape, "decode_attention: head_dim must be 64 or 128 (head_dim=" + std::to_string(head_dim) + ")");
+    return status::success();
+}
+
+size_t decode_attn_scratch_bytes(int batch, int heads, int kv_heads, int head_dim, int capacity) {
+    const size_t groups = size_t(batch) * kv_heads;
+    return align256(groups * sizeof(int)) + groups * splits_of(capacity) * size_t(heads / kv_heads) * (head_dim + 2) * sizeof(float);
+}
+
+status decode_attention(const decode_attn_args &a, cudaStream_t stream) {
+    if (auto st = decode_attn_supports(a.heads, a.kv_heads, a.head_dim); !st) return st;
+    if (a.batch <= 0 || a.capacity <= 0 || a.rope_rows <= 0)
+        return status::failure(status_code::invalid_argument, "decode_attention: batch, capacity and rope_rows must be positive (batch=" +
+                                                                  std::to_string(a.batch) + ", capacity=" + std::to_string(a.capacity) +
+                                                                  ", rope_rows=" + std::to_string(a.rope_rows) + ")");
+    if (!a.q || !a.k || !a.v || !a.cache_k || !a.cache_v || !a.rope_cos || !a.rope_sin || !a.pos || !a.out || !a.scratch)
+        return status::failure(status_code::invalid_argument, "decode_attention: a null pointer among q, k, v, caches, rope tables, pos, out, scratch");
+    // Each lane moves D / 32 fp16 values as one word.
+    const size_t word = size_t(a.head_dim) / 32 * sizeof(__half);
+    const int64_t word_elems = a.head_dim / 32;
+    for (const void *p : {(const void *)a.q, (const void *)a.k, (const void *)a.v, (const void *)a.cache_k, (const void *)a.cache_v, (const void *)a.out})
+        if (!aligned(p, word)) return status::failure(status_code::invalid_argument, "decode_attention: q, k, v, caches and out must be " + std::to_string(word) + "-byte aligned");
+    if (a.q_stride % word_elems || a.k_stride % word_elems || a.v_stride % word_elems)
+        return status::failure(status_code::invalid_argument, "decode_attention: batch strides must be multiples of " + std::to_string(word_elems) + " elements");
+    if (!aligned(a.scratch, 256)) return status::failure(status_code::invalid_argument, "decode_attention: scratch must be 256-byte aligned");
+    const long long groups = (long long)a.batch * a.kv_heads;
+    if (groups > 65535)
+        return status::failure(status_code::unsupported_shape, "decode_attention: batch * n_kv_heads must be at most 65535 (" + std::to_string(groups) + ")");
+    const dim3 grid(unsigned(splits_of(a.capacity)), unsigned(groups));
+    if (a.head_dim == 64) decode_attn_kernel<64><<<grid, block_threads, 0, stream>>>(a, int(grid.x));
+    else decode_attn_kernel<128><<<grid, block_threads, 0, stream>>>(a, int(grid.x));
+    QB_CUDA_TRY_LAUNCH();
+    return status::success();
+}
+
+} // namespace qb::attn
