@@ -1,6 +1,7 @@
 #include "model/llama.h"
 
 #include "core/error.h"
+#include "model/step_attention.h"
 
 #include <ATen/ATen.h>
 
@@ -155,6 +156,9 @@ struct token_positions {
     bool causal = false;
     // Stores layer li's new keys / values ([B, Hkv, T, D]) and returns the ones attention reads.
     std::function<std::pair<at::Tensor, at::Tensor>(size_t li, const at::Tensor &k, const at::Tensor &v)> keys_values;
+    // When set, the whole attention of layer li in one call: q [B, T, H * D], k and v [B, T, Hkv * D]
+    // as the projections give them -> [B, T, H * D] (the fields above are then unused).
+    std::function<at::Tensor(size_t li, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v)> fused_attention;
 };
 
 // tokens [B, T] -> logits [B, T, vocab] in fp32, the decoder stack at the given positions.
@@ -180,16 +184,21 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
             auto x = rms_norm(h, layer.attn_norm, c.norm_eps);
             q = layer.q_proj.forward(x), k = layer.k_proj.forward(x), v = layer.v_proj.forward(x);
         }
-        q = q.view({bsz, t, c.n_heads, hd}).transpose(1, 2);    // [B, H, T, D]
-        k = k.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
-        v = v.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
-        // q and k rotated in one pass (the same elementwise formula for every head).
-        const auto qk = apply_rope(at::cat({q, k}, 1), at_pos.rope, c.rope); // [B, H + Hkv, T, D]
-        q = qk.narrow(1, 0, c.n_heads);
-        k = qk.narrow(1, c.n_heads, c.n_kv_heads);
-        if (at_pos.keys_values) std::tie(k, v) = at_pos.keys_values(li, k, v);
-        auto attn = at::scaled_dot_product_attention(q, k, v, at_pos.mask, 0.0, at_pos.causal, std::nullopt, /*enable_gqa=*/gqa); // [B, H, T, D]
-        attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
+        at::Tensor attn;
+        if (at_pos.fused_attention) {
+            attn = at_pos.fused_attention(li, q, k, v);
+        } else {
+            q = q.view({bsz, t, c.n_heads, hd}).transpose(1, 2);    // [B, H, T, D]
+            k = k.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
+            v = v.view({bsz, t, c.n_kv_heads, hd}).transpose(1, 2); // [B, Hkv, T, D]
+            // q and k rotated in one pass (the same elementwise formula for every head).
+            const auto qk = apply_rope(at::cat({q, k}, 1), at_pos.rope, c.rope); // [B, H + Hkv, T, D]
+            q = qk.narrow(1, 0, c.n_heads);
+            k = qk.narrow(1, c.n_heads, c.n_kv_heads);
+            if (at_pos.keys_values) std::tie(k, v) = at_pos.keys_values(li, k, v);
+            attn = at::scaled_dot_product_attention(q, k, v, at_pos.mask, 0.0, at_pos.causal, std::nullopt, /*enable_gqa=*/gqa); // [B, H, T, D]
+            attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
+        }
         h = h + layer.o_proj.forward(attn);
         at::Tensor gate, up;
         if (const auto want = shared_codes_request(prod, {&layer.gate_proj, &layer.up_proj}, m); want.bits) {
@@ -249,13 +258,19 @@ at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const
     return logits;
 }
 
-at::Tensor llama_model::forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache) const {
+at::Tensor llama_model::forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache, bool fuse_attention) const {
     TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) == 1, "forward_step: tokens must be [batch, 1], got ", tokens.sizes());
     TORCH_CHECK(pos.dim() == 1 && pos.size(0) == 1 && pos.scalar_type() == at::kLong && pos.device() == device(),
                 "forward_step: pos must be one int64 on ", device().str(), ", got ", pos.sizes(), " ", pos.scalar_type(), " on ", pos.device().str());
     TORCH_CHECK(rope_cos.defined(), "llama_model: prepare_rope() was not called by the loader");
     check_cache(*this, cache, tokens.size(0));
     token_positions at_pos;
+    if (fuse_attention && fused_step_attention_unsupported(*this).empty()) {
+        at_pos.fused_attention = [this, &pos, &cache](size_t li, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
+            return fused_step_attention(*this, q, k, v, pos, cache, li);
+        };
+        return run_decoder(*this, tokens, at_pos);
+    }
     at_pos.rope = make_rope_tables(rope_cos.index_select(0, pos), rope_sin.index_select(0, pos), config.rope);
     // Additive, made once for all layers: attention would turn a bool mask into this very tensor
     // (0 where attended, -inf elsewhere, in q's dtype) in every layer.

@@ -100,6 +100,7 @@ struct decoder_layer {
 struct kv_cache {
     std::vector<at::Tensor> k, v;
     int64_t length = 0;  // positions filled
+    at::Tensor step_scratch; // working memory of forward_step's fused attention kernel (made on first use)
     int64_t capacity() const { return k.empty() ? 0 : k.front().size(2); }
 };
 
@@ -124,12 +125,15 @@ public:
 
     // One decode step whose every operation has the same shapes and arguments at every position, so
     // that it can be captured once as a CUDA graph and replayed per token (decode_step_graph): the
-    // position is read from `pos` ([1] int64 on the model's device), the new keys and values are
-    // written at that index of the cache (index_copy_), and attention runs over the cache's whole
+    // position is read from `pos` ([1] int64 on the model's device). Attention is either the fused
+    // kernel (fuse_attention, where step_attention.h says it can run: RoPE, the cache write at
+    // pos and attention over positions 0..pos in one launch a layer) or ATen operations: the new keys
+    // and values written at that index of the cache (index_copy_), attention over the cache's whole
     // capacity with positions > pos masked out. tokens [B, 1] -> logits [B, 1, vocab] in fp32: what
-    // forward(tokens, &cache) gives at cache.length == pos, up to the attention kernel's summation
-    // order over the masked, zero-weighted positions. Leaves cache.length alone (the caller keeps it).
-    at::Tensor forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache) const;
+    // forward(tokens, &cache) gives at cache.length == pos, up to the attention's summation order
+    // (the fused kernel: fp32 in its own order; ATen: over the masked, zero-weighted positions too).
+    // Leaves cache.length alone (the caller keeps it).
+    at::Tensor forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache, bool fuse_attention = true) const;
 
     // Zero-filled: forward_step's masked attention still multiplies the unused positions' values by
     // a zero weight, and 0 * NaN from uninitialized memory would be NaN.

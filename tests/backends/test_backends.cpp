@@ -6,11 +6,13 @@
 //     equal to fp16 rounding); the W6 activation producer (RMSNorm / SiLU x up writing the codes)
 //     against the same runtime fed the producer's own fp16 output (bit-identical), and a W6 model
 //     with the producer against one without; a decode step captured as a CUDA graph against the same
-//     step run eagerly (equal) and against KV-cache decoding, with each back-end bound.
+//     step run eagerly (equal) and against KV-cache decoding, with each back-end bound and with the
+//     fused decode attention kernel and ATen's (layer 0's cache bit-identical either way).
 #include "backends/backend.h"
 #include "config.h"
 #include "model/decode_graph.h"
 #include "model/llama.h"
+#include "model/step_attention.h"
 #include "quant/quantizer.h"
 #include "test_models.h"
 
@@ -197,45 +199,57 @@ TEST_CASE("decode graph: each replay equals the same step run eagerly, and follo
     const auto cfg = qb::test::llama_config_of(256, 512, 2, 4, 2, 96); // GQA, dims multiples of 128
     const auto tokens = at::randint(0, 96, {2, 14}, gen).to(cuda);
     // "" = the dense fp16 model (ATen linears); the W6 back-ends run their PDL launches and w6ax its
-    // activation producer inside the graph.
-    for (const char *be_name : {"", "fp16", "cublaslt_w8a8", "w6ax", "flexq_btc"}) {
-        CAPTURE(be_name);
-        auto model = llama_make_synthetic(cfg, 5, at::kHalf, cuda);
-        const std::string name = be_name;
-        if (!name.empty()) {
-            auto be = backends().get(name).create(name == "w6ax" || name == "flexq_btc" ? w6_opts() : json::object());
-            for (auto *l : model.linears()) {
-                if (name == "w6ax" || name == "flexq_btc") l->qweight = quantize_weight_rtn(l->weight.to(at::kFloat).cpu(), 6, 128, true);
-                l->runtime = be->bind(*l, at::kHalf);
+    // activation producer inside the graph. Each with the fused attention kernel (head_dim 64, groups
+    // of 2: it runs here) and with ATen's.
+    for (const char *be_name : {"", "fp16", "cublaslt_w8a8", "w6ax", "flexq_btc"})
+        for (const bool fuse : {true, false}) {
+            CAPTURE(be_name);
+            CAPTURE(fuse);
+            auto model = llama_make_synthetic(cfg, 5, at::kHalf, cuda);
+            const std::string name = be_name;
+            if (!name.empty()) {
+                auto be = backends().get(name).create(name == "w6ax" || name == "flexq_btc" ? w6_opts() : json::object());
+                for (auto *l : model.linears()) {
+                    if (name == "w6ax" || name == "flexq_btc") l->qweight = quantize_weight_rtn(l->weight.to(at::kFloat).cpu(), 6, 128, true);
+                    l->runtime = be->bind(*l, at::kHalf);
+                }
+                model.producer = be->producer();
             }
-            model.producer = be->producer();
+            REQUIRE(fused_step_attention_unsupported(model).empty());
+            CHECK(step_attention_description(model, fuse).rfind(fuse ? "fused" : "aten", 0) == 0);
+            auto by_graph = model.make_cache(2, 20), by_step = model.make_cache(2, 20), by_forward = model.make_cache(2, 20);
+            for (auto *c : {&by_graph, &by_step, &by_forward}) model.forward(tokens.narrow(1, 0, 6), c);
+            decode_step_graph graph(model, by_graph, fuse);
+            MESSAGE((name.empty() ? "dense" : name) << (fuse ? ", fused attention" : ", ATen attention") << ": one step is " << graph.kernels()
+                                                     << " kernels of " << graph.nodes() << " graph nodes");
+            CHECK(graph.kernels() >= 2 * 7); // at least the 7 linears of each layer
+            auto pos = at::zeros({1}, tokens.options());
+            for (int64_t i = 6; i < 14; ++i) {
+                const auto tok = tokens.narrow(1, i, 1);
+                const auto replayed = graph.step(tok).clone();
+                pos.fill_(i);
+                const auto stepped = model.forward_step(tok, pos, by_step, fuse);
+                const auto decoded = model.forward(tok, &by_forward);
+                CHECK(by_graph.length == i + 1);
+                // The graph launches the very kernels of forward_step with the same arguments (the
+                // fused kernel's sums have a fixed order: bit-identical run to run).
+                CHECK_MESSAGE(at::equal(replayed, stepped), "position " << i);
+                // forward() decodes with ATen attention over i + 1 keys. The fused kernel sums in
+                // fp32 in its own order, ATen's masked attention spans all 20 keys (the masked ones
+                // weigh exactly 0): either moves attention outputs by an fp16 ulp (4.9e-4 relative)
+                // here and there, which through 2 layers is ~1e-7 of the logits' energy; an A6 code
+                // that such an ulp moves makes the W6 models' share larger but still far below A6
+                // quantization's own ~7e-4 per layer (the test above): 1e-4.
+                const double e = nmse(replayed, decoded);
+                CHECK_MESSAGE(e < (name.rfind("w6", 0) == 0 || name == "flexq_btc" ? 1e-4 : 1e-6), "position " << i << ": NMSE " << e);
+            }
+            // Layer 0's keys and values depend on the tokens only: whichever attention wrote them,
+            // they are the same bits (the fused kernel's RoPE is the ATen formula, rounded the same).
+            CHECK(at::equal(by_graph.k[0].narrow(2, 0, 14), by_forward.k[0].narrow(2, 0, 14)));
+            CHECK(at::equal(by_graph.v[0].narrow(2, 0, 14), by_forward.v[0].narrow(2, 0, 14)));
+            CHECK(by_graph.length == 14);
+            CHECK_THROWS_WITH_AS(graph.step(tokens.narrow(1, 0, 2)), doctest::Contains("do not match"), std::exception);
         }
-        auto by_graph = model.make_cache(2, 20), by_step = model.make_cache(2, 20), by_forward = model.make_cache(2, 20);
-        for (auto *c : {&by_graph, &by_step, &by_forward}) model.forward(tokens.narrow(1, 0, 6), c);
-        decode_step_graph graph(model, by_graph);
-        MESSAGE((name.empty() ? "dense" : name) << ": one step is " << graph.kernels() << " kernels of " << graph.nodes() << " graph nodes");
-        CHECK(graph.kernels() >= 2 * 7); // at least the 7 linears of each layer
-        auto pos = at::zeros({1}, tokens.options());
-        for (int64_t i = 6; i < 14; ++i) {
-            const auto tok = tokens.narrow(1, i, 1);
-            const auto replayed = graph.step(tok).clone();
-            pos.fill_(i);
-            const auto stepped = model.forward_step(tok, pos, by_step);
-            const auto decoded = model.forward(tok, &by_forward);
-            CHECK(by_graph.length == i + 1);
-            // The graph launches the very kernels of forward_step with the same arguments.
-            CHECK_MESSAGE(at::equal(replayed, stepped), "position " << i);
-            // forward_step's attention spans 20 keys (the masked ones weigh exactly 0) where
-            // decoding spans i + 1: the kernel's summation order moves attention outputs by an fp16
-            // ulp (4.9e-4 relative) here and there, which through 2 layers is ~1e-7 of the logits'
-            // energy; an A6 code that such an ulp moves makes the W6 models' share larger but still
-            // far below A6 quantization's own ~7e-4 per layer (the test above): 1e-4.
-            const double e = nmse(replayed, decoded);
-            CHECK_MESSAGE(e < (name.rfind("w6", 0) == 0 || name == "flexq_btc" ? 1e-4 : 1e-6), "position " << i << ": NMSE " << e);
-        }
-        CHECK(by_graph.length == 14);
-        CHECK_THROWS_WITH_AS(graph.step(tokens.narrow(1, 0, 2)), doctest::Contains("do not match"), std::exception);
-    }
 }
 
 TEST_CASE("cuBLASLt W8A8 and the legacy call agree with torch_ref on a dense layer") {

@@ -172,38 +172,52 @@ evaluations:
     CHECK(r.metrics.size() == 2); // the latency rows survive
 }
 
-TEST_CASE("latency decode: auto runs eagerly on the CPU and says so; graph is skipped there with the reason") {
+// A tiny-llama latency experiment on the CPU whose one evaluation sweeps `sweep` (two values): two
+// cells, one run and one skipped; returns the decode rows of the run and the skipped manifest.
+struct latency_pair {
+    std::vector<json> decode_rows;
+    std::string skipped_manifest;
+};
+latency_pair run_latency_pair(const std::string &sweep) {
     quiet_log quiet;
     test::scratch_dir dir;
-    auto opt = options_for(dir, dir.write("decode.yaml", R"(name: decode
-model: {format: synthetic, config: tiny-llama}
-evaluations:
-  - {name: latency, seq_len: 8, new_tokens: 3, warmup: 0, repeats: 1, decode: [auto, graph]}
-)"));
+    auto opt = options_for(dir, dir.write("lat.yaml", "name: lat\nmodel: {format: synthetic, config: tiny-llama}\nevaluations:\n"
+                                                      "  - {name: latency, seq_len: 8, new_tokens: 3, warmup: 0, repeats: 1, " +
+                                                          sweep + "}\n"));
     auto s = run_experiment(opt);
     CHECK(s.completed == 1);
     CHECK(s.skipped_unsupported == 1);
     CHECK(s.failed == 0);
+    latency_pair out;
     int seen = 0;
-    for (const auto &d : list_run_dirs(opt.results_root / "decode")) {
+    for (const auto &d : list_run_dirs(opt.results_root / "lat")) {
         auto r = read_run(d);
+        ++seen;
         if (r.manifest["status"] == "ok") {
-            ++seen;
-            bool decode_row = false;
             for (const auto &m : r.metrics)
-                if (m["metric"] == "decode_ms_per_token") {
-                    decode_row = true;
-                    CHECK(m["decode"].get<std::string>().rfind("eager", 0) == 0);
-                    CHECK(m["value"].get<double>() > 0);
-                }
-            CHECK(decode_row);
+                if (m["metric"] == "decode_ms_per_token") out.decode_rows.push_back(m);
         } else {
-            ++seen;
             CHECK(r.manifest["status"] == "skipped");
-            CHECK(r.manifest.dump().find("decode: graph needs a CUDA model") != std::string::npos);
+            out.skipped_manifest = r.manifest.dump();
         }
     }
     CHECK(seen == 2);
+    return out;
+}
+
+TEST_CASE("latency decode: auto runs eagerly on the CPU and says so; graph is skipped there with the reason") {
+    const auto r = run_latency_pair("decode: [auto, graph]");
+    REQUIRE(r.decode_rows.size() == 1);
+    CHECK(r.decode_rows[0]["decode"].get<std::string>().rfind("eager", 0) == 0);
+    CHECK(r.decode_rows[0]["value"].get<double>() > 0);
+    CHECK(r.skipped_manifest.find("decode: graph needs a CUDA model") != std::string::npos);
+}
+
+TEST_CASE("latency attention: fused is skipped on the CPU with the reason; the decode row says which attention ran") {
+    const auto r = run_latency_pair("attention: [auto, fused]");
+    REQUIRE(r.decode_rows.size() == 1);
+    CHECK(r.decode_rows[0]["attention"].get<std::string>().rfind("aten: forward()", 0) == 0); // eager on the CPU
+    CHECK(r.skipped_manifest.find("attention: fused is the decode graph's") != std::string::npos);
 }
 
 TEST_CASE("qbench list is generated from the registries") {

@@ -1,5 +1,6 @@
 // The LLaMA forward pass on synthetic weights: determinism, causality, GQA, RoPE conventions.
 #include "model/decode_graph.h"
+#include "model/step_attention.h"
 #include "model/llama.h"
 #include "quant/primitives.h"
 #include "test_models.h"
@@ -215,6 +216,27 @@ TEST_CASE("forward_step (shapes fixed at every position, as a CUDA graph needs) 
     // A graph of the step needs CUDA; on a CPU model it says so before touching the CUDA runtime.
     CHECK_THROWS_WITH(decode_step_graph(m, fixed), doctest::Contains(decode_graphs_available() ? "the model is on cpu" : "without CUDA"));
     CHECK_THROWS_WITH(m.forward_step(tokens.narrow(1, 0, 1), pos.to(at::kInt), fixed), doctest::Contains("pos must be one int64"));
+}
+
+TEST_CASE("forward_step's fused attention kernel: refused on a CPU model with the reason, ATen attention instead") {
+    c10::InferenceMode guard;
+    auto m = llama_make_synthetic(small_config(2), 11, at::kFloat, at::kCPU);
+    const auto why = fused_step_attention_unsupported(m);
+    CHECK(why == (decode_graphs_available() ? "the model is on cpu, the kernel runs on CUDA" : "qbench was built without CUDA"));
+    CHECK(step_attention_description(m, true).rfind("aten: ", 0) == 0);
+    CHECK(step_attention_description(m, true).find(why) != std::string::npos);
+    CHECK(step_attention_description(m, false).find("not asked for") != std::string::npos);
+    auto cache = m.make_cache(2, 8);
+    const auto tokens = tokens_for_test(50, 8, 6);
+    m.forward(tokens.narrow(1, 0, 3), &cache);
+    const auto pos = at::full({1}, 3, at::TensorOptions().dtype(at::kLong));
+    // Asked for or not, a CPU model's step is the ATen one: the same bits.
+    auto copy = cache;
+    for (size_t i = 0; i < cache.k.size(); ++i) copy.k[i] = cache.k[i].clone(), copy.v[i] = cache.v[i].clone();
+    CHECK(at::equal(m.forward_step(tokens.narrow(1, 3, 1), pos, cache, true), m.forward_step(tokens.narrow(1, 3, 1), pos, copy, false)));
+    const std::string refusal = "fused step attention: " + why;
+    CHECK_THROWS_WITH(fused_step_attention(m, at::zeros({2, 1, 64}), at::zeros({2, 1, 32}), at::zeros({2, 1, 32}), pos, cache, 0),
+                      doctest::Contains(refusal.c_str()));
 }
 
 TEST_CASE("activation producer: linears reading one norm share its codes, down reads SiLU x up's, and the output is unchanged") {
