@@ -19,6 +19,13 @@ namespace qb::cuda::sm90 {
 // launched without the attribute.
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+// How a kernel that reads what the kernel ahead writes starts: first let the kernel behind it be
+// scheduled (a GEMM that streams its weights meanwhile), then wait for the one ahead before touching
+// anything (it writes this kernel's input and may still read the buffers this one writes).
+__device__ __forceinline__ void pdl_enter() {
+    pdl_launch_dependents();
+    pdl_wait();
+}
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) { return uint32_t(__cvta_generic_to_shared(p)); }
 

@@ -12,16 +12,10 @@
 namespace qb::w6 {
 namespace {
 
-using qb::cuda::sm90::pdl_launch_dependents;
-using qb::cuda::sm90::pdl_wait;
-
-// Every quantizer kernel first lets the GEMM behind it start (it streams weights meanwhile), then,
-// when launched with `pdl` itself, waits for the kernel ahead (the previous layer, which writes x
-// and may still read q and scales) before it touches anything.
-__device__ __forceinline__ void pdl_enter() {
-    pdl_launch_dependents();
-    pdl_wait();
-}
+// Every quantizer kernel enters with pdl_enter(): the GEMM behind it starts streaming weights, and
+// (when launched with `pdl` itself) it waits for the previous layer, which writes x and may still
+// read q and scales.
+using qb::cuda::sm90::pdl_enter;
 
 // Quantizes the group of warp (row, g); returns the 4 codes of this lane (elements L + 32e).
 __device__ __forceinline__ void quant_group(const __half *x, int k, int row, int g, float qmax, int lane, int q[4], float &scale) {
@@ -118,9 +112,7 @@ __global__ void act_quant_token_kernel(const __half *__restrict__ x, int k, int8
 status check_args(const char *who, const void *x, int m, int k, int bits) {
     if (!x) return status::failure(status_code::invalid_argument, std::string(who) + ": null input");
     if (m <= 0 || k <= 0) return status::failure(status_code::invalid_argument, std::string(who) + ": m and k must be positive");
-    if (bits != 6 && bits != 8)
-        return status::failure(status_code::unsupported_option, std::string(who) + ": bits must be 6 or 8 (bits=" + std::to_string(bits) + ")");
-    return status::success();
+    return check_act_bits(who, bits);
 }
 
 __device__ __forceinline__ uint32_t hash32(uint32_t a) {
@@ -156,6 +148,12 @@ __global__ void flush_read_kernel(const uint4 *__restrict__ src, size_t count, u
 }
 
 } // namespace
+
+status check_act_bits(const char *who, int bits) {
+    if (bits != 6 && bits != 8)
+        return status::failure(status_code::unsupported_option, std::string(who) + ": bits must be 6 or 8 (bits=" + std::to_string(bits) + ")");
+    return status::success();
+}
 
 status l2_flush_read(const void *buffer, size_t bytes, uint32_t *sink, cudaStream_t stream) {
     flush_read_kernel<<<132 * 8, 512, 0, stream>>>(static_cast<const uint4 *>(buffer), bytes / 16, sink);

@@ -23,6 +23,10 @@ namespace qb::w6 {
 // Where each code of a 128 group goes: natural (k), or wgmma_k (w6_layout.h wgmma_act_pos(k)).
 enum class int8_order { natural, wgmma_k };
 
+// The activation widths every quantizer here writes, 6 or 8 bits; otherwise the reason, naming `who`
+// (act_quant_* and the producers of producer_quant.h check with it).
+status check_act_bits(const char *who, int bits);
+
 status act_quant_int8(const __half *x, int m, int k, int bits, int8_t *q, float *scales, cudaStream_t stream,
                       int8_order order = int8_order::natural, bool pdl = false);
 status act_quant_planes(const __half *x, int m, int k, int bits, uint32_t *planes, float *scales, cudaStream_t stream, bool pdl = false);

@@ -17,8 +17,7 @@
 namespace qb::w6 {
 namespace {
 
-using qb::cuda::sm90::pdl_launch_dependents;
-using qb::cuda::sm90::pdl_wait;
+using qb::cuda::sm90::pdl_enter;
 
 // RMSNorm: one block per token, up to 32 warps sharing its groups, each holding up to
 // norm_max_groups_per_warp groups in registers between the sum of squares and the output (one
@@ -69,8 +68,7 @@ __device__ __forceinline__ void store_codes(const codes_dst &c, int m, int k, in
 template <int G>
 __global__ void __launch_bounds__(norm_max_warps * 32) rmsnorm_quant_kernel(const __half *__restrict__ x, const __half *__restrict__ gain, float eps,
                                                                           int m, int k, __half *__restrict__ y, codes_dst codes) {
-    pdl_launch_dependents();
-    pdl_wait();
+    pdl_enter();
     const int row = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     const int groups = k / group_size;
     const __half *xr = x + size_t(row) * k + 4 * lane;
@@ -113,8 +111,7 @@ __global__ void __launch_bounds__(norm_max_warps * 32) rmsnorm_quant_kernel(cons
 
 __global__ void __launch_bounds__(silu_warps * 32) silu_mul_quant_kernel(const __half *__restrict__ gate, const __half *__restrict__ up, int ld,
                                                                          int m, int k, __half *__restrict__ y, codes_dst codes) {
-    pdl_launch_dependents();
-    pdl_wait();
+    pdl_enter();
     const int groups = k / group_size;
     const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (warp >= m * groups) return;
@@ -146,8 +143,7 @@ status check_producer(const char *who, int m, int k, const __half *y, const act_
     if (y && !aligned8(y)) return status::failure(status_code::invalid_argument, w + ": y must be 8-byte aligned");
     if (c.q) {
         if (!c.scales) return status::failure(status_code::invalid_argument, w + ": codes without a scales buffer");
-        if (c.bits != 6 && c.bits != 8)
-            return status::failure(status_code::unsupported_option, w + ": bits must be 6 or 8 (bits=" + std::to_string(c.bits) + ")");
+        if (auto st = check_act_bits(who, c.bits); !st) return st;
         if (reinterpret_cast<uintptr_t>(c.q) & 3) return status::failure(status_code::invalid_argument, w + ": codes must be 4-byte aligned");
     }
     return status::success();
