@@ -61,7 +61,7 @@ tests=1
 [ "${1:-}" = --no-tests ] && { tests=0; shift; }
 rc=0
 if [ $tests -eq 1 ]; then
-  for t in test_gpu_torch test_backends test_w6_kernels test_gpu_kernels; do
+  for t in test_gpu_torch test_backends test_w6_kernels test_gpu_kernels test_decode_attn; do
     [ -x $bin/$t ] || continue
     if $bin/$t --no-intro > "$out/$t.log" 2>&1; then echo "$t: ok"; else echo "$t: FAILED"; rc=1; fi
     grep -E "test cases|MESSAGE" "$out/$t.log" | head -12

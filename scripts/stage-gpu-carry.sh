@@ -9,11 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${QBENCH_DATA_DIR:-$PWD/../shared}
-ninja -C build src/qbench tests/test_gpu_torch tests/backends/test_backends tests/kernels/test_w6_kernels \
-  tests/test_gpu_kernels "$@" > /dev/null
+bins=(src/qbench tests/test_gpu_torch tests/backends/test_backends tests/kernels/test_w6_kernels tests/test_gpu_kernels
+  tests/kernels/test_decode_attn kernels/decode_attn/bench_decode_attn)
+ninja -C build "${bins[@]}" "$@" > /dev/null
 rm -rf .carry/gpu .carry/data
 mkdir -p .carry/gpu/bin .carry/gpu/lib .carry/data .carry/smol
-for b in src/qbench tests/test_gpu_torch tests/backends/test_backends tests/kernels/test_w6_kernels tests/test_gpu_kernels "$@"; do
+for b in "${bins[@]}" "$@"; do
   cp "build/$b" .carry/gpu/bin/
 done
 for b in .carry/gpu/bin/*; do
