@@ -1,11 +1,13 @@
-// Fused decode attention (see decode_attn.h for what and why). One block of 8 warps per (64-position
-// chunk, sequence, KV head): warp w handles positions w, w + 8, ... of the chunk, each lane D / 32
-// elements of a row, so a row is one coalesced read per warp.
+// Fused decode attention (see decode_attn.h for what and why). Blocks of 8 warps; in each 64-row
+// chunk warp w handles rows w, w + 8, ..., each lane D / 32 elements of a row, so a row is one
+// coalesced read per warp.
 #include "common/cuda_check.h"
 #include "decode_attn/decode_attn.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 namespace qb::attn {
 namespace {
@@ -16,7 +18,16 @@ static_assert(decode_attn_chunk == 64, "the softmax gives each lane two position
 static_assert(decode_attn_max_group <= block_warps, "one warp rotates each query head of the group");
 
 __host__ __device__ constexpr size_t align256(size_t n) { return (n + 255) / 256 * 256; }
-int splits_of(int capacity) { return (capacity + decode_attn_chunk - 1) / decode_attn_chunk; }
+// Blocks per (sequence, KV head): enough for about two blocks per SM over the whole grid, at most one
+// per 64-row chunk of the cache. Fixed by the shapes and the device, not by pos (a captured graph
+// replays the same grid at every position); each block takes its share of 0..pos.
+int splits_of(int batch, int kv_heads, int capacity) {
+    int device = 0, sms = 132;
+    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) sms = 132;
+    const long long groups = (long long)batch * kv_heads;
+    const long long want = (2LL * sms + groups - 1) / groups;
+    return int(std::max(1LL, std::min<long long>(want, (capacity + decode_attn_chunk - 1) / decode_attn_chunk)));
+}
 
 // E fp16 values of one lane, loaded as one word so that they stay in flight as raw bits.
 template <int E>
@@ -96,8 +107,20 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-template <int D>
-__global__ void __launch_bounds__(block_threads) decode_attn_kernel(const decode_attn_args a, int splits) {
+// Positions per block: an equal share of 0..pos for each of the `splits` blocks of a group, in whole
+// 64-row chunks, and at least min_block_rows (below that a second block costs more, in the combine's
+// round trips, than the rows it takes).
+constexpr int min_block_rows = 2 * decode_attn_chunk;
+__device__ __forceinline__ int rows_per_block(int pos, int splits) {
+    const int share = (pos + splits) / splits; // ceil((pos + 1) / splits)
+    const int whole = (share + decode_attn_chunk - 1) / decode_attn_chunk * decode_attn_chunk;
+    return max(whole, min_block_rows);
+}
+
+// G: the most query heads per KV head this instantiation holds (1, 2, 4 or 8; group <= G), so that
+// MHA models keep one head's accumulators in registers, not eight.
+template <int D, int G>
+__global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const decode_attn_args a, int splits) {
     constexpr int E = D / 32;
     using word = typename lane_word<E>::type;
     const int split = blockIdx.x, bg = blockIdx.y;
@@ -112,18 +135,36 @@ __global__ void __launch_bounds__(block_threads) decode_attn_kernel(const decode
             for (int i = threadIdx.x; i < group * D; i += block_threads) out[i] = __ushort_as_half(0x7e00); // NaN
         return;
     }
-    const int pos = int(p), c0 = split * decode_attn_chunk;
-    if (c0 > pos) return;
-    const int n = min(decode_attn_chunk, pos + 1 - c0); // positions of this block
-    const int active = pos / decode_attn_chunk + 1;    // blocks of this group that run
+    const int pos = int(p), per = rows_per_block(pos, splits), begin = split * per;
+    if (begin > pos) return;
+    const int end = min(begin + per, pos + 1);         // this block's positions [begin, end)
+    const int active = (pos + per) / per;              // blocks of this group that run
+    const int chunks = (end - begin + decode_attn_chunk - 1) / decode_attn_chunk;
     const size_t row0 = (size_t(b) * a.kv_heads + g) * a.capacity; // cache row of position 0
     const __half *keys = a.cache_k + row0 * D, *values = a.cache_v + row0 * D;
 
-    __shared__ float q_s[decode_attn_max_group][D];
-    __shared__ float p_s[decode_attn_max_group][decode_attn_chunk]; // scores, then exponentials
-    __shared__ float acc_s[block_warps][decode_attn_max_group][D];
-    __shared__ float max_s[decode_attn_max_group], sum_s[decode_attn_max_group];
+    __shared__ float q_s[G][D];
+    __shared__ float new_k_s[D], new_v_s[D];                        // the row at pos, as the cache gets it
+    __shared__ float p_s[G][decode_attn_chunk]; // a chunk's scores, then exponentials
+    __shared__ float acc_s[block_warps][G][D];
+    __shared__ float max_s[G], sum_s[G], rescale_s[G];
     __shared__ int last_s;
+
+    // Rows of chunk c for this warp (t = warp + 8 i), all loads in flight at once. The row at pos
+    // still holds the previous contents of the cache: its values come from new_k_s / new_v_s.
+    word kw[rows_per_warp], vw[rows_per_warp];
+    auto load_chunk = [&](int c, word(&kr)[rows_per_warp], word(&vr)[rows_per_warp]) {
+        const int c0 = begin + c * decode_attn_chunk, n = min(decode_attn_chunk, end - c0);
+#pragma unroll
+        for (int i = 0; i < rows_per_warp; ++i) {
+            const int t = warp + block_warps * i;
+            if (t < n) {
+                kr[i] = load_lane_cg<E>(keys + size_t(c0 + t) * D + E * lane);
+                vr[i] = load_lane_cg<E>(values + size_t(c0 + t) * D + E * lane);
+            }
+        }
+    };
+    load_chunk(0, kw, vw);
 
     const float *cos_row = a.rope_cos + size_t(pos) * (D / 2), *sin_row = a.rope_sin + size_t(pos) * (D / 2);
     if (warp < group) { // query head g * group + warp, rotated and rounded as the model stores it
@@ -134,79 +175,103 @@ __global__ void __launch_bounds__(block_threads) decode_attn_kernel(const decode
 #pragma unroll
         for (int i = 0; i < E; ++i) q_s[warp][E * lane + i] = __half2float(y[i]);
     }
-    if (c0 + n - 1 == pos) { // this block holds pos: the new key and value go into the cache first
+    if (end == pos + 1) { // this block holds pos: the new key (rotated) and value, to the cache and to new_*_s
         if (warp == block_warps - 1) {
             float x[E];
             __half y[E];
             to_float<E>(load_lane<E>(a.k + size_t(b) * a.k_stride + size_t(g) * D + E * lane), x);
             rope_lane<D, E>(x, cos_row, sin_row, a.rope, lane, y);
             store_lane<E>(a.cache_k + (row0 + pos) * D + E * lane, y);
-            __threadfence(); // in L2 before the other warps read the row there (ld.cg)
+#pragma unroll
+            for (int i = 0; i < E; ++i) new_k_s[E * lane + i] = __half2float(y[i]);
         } else if (warp == block_warps - 2) {
             const word w = load_lane<E>(a.v + size_t(b) * a.v_stride + size_t(g) * D + E * lane);
             *reinterpret_cast<word *>(a.cache_v + (row0 + pos) * D + E * lane) = w;
-            __threadfence();
-        }
-    }
-    __syncthreads(); // q_s, and the cache row at pos
-
-    // Keys and values of this warp's rows, all loads in flight at once.
-    word kw[rows_per_warp], vw[rows_per_warp];
+            float x[E];
+            to_float<E>(w, x);
 #pragma unroll
-    for (int i = 0; i < rows_per_warp; ++i) {
-        const int t = warp + block_warps * i;
-        if (t < n) {
-            kw[i] = load_lane_cg<E>(keys + size_t(c0 + t) * D + E * lane);
-            vw[i] = load_lane_cg<E>(values + size_t(c0 + t) * D + E * lane);
+            for (int i = 0; i < E; ++i) new_v_s[E * lane + i] = x[i];
         }
     }
+    if (warp < group && lane == 0) max_s[warp] = -INFINITY, sum_s[warp] = 0.f;
+
     const float scale = 1.f / sqrtf(float(D));
+    float acc[G][E] = {};
+    for (int c = 0; c < chunks; ++c) {
+        const int c0 = begin + c * decode_attn_chunk, n = min(decode_attn_chunk, end - c0);
+        word kn[rows_per_warp], vn[rows_per_warp];
+        if (c + 1 < chunks) load_chunk(c + 1, kn, vn); // in flight while this chunk is computed
+        __syncthreads(); // q_s, new_*_s and the running max / sum ready; p_s free again
+
 #pragma unroll
-    for (int i = 0; i < rows_per_warp; ++i) {
-        const int t = warp + block_warps * i;
-        if (t >= n) break; // warp-uniform
-        float kf[E];
-        to_float<E>(kw[i], kf);
+        for (int i = 0; i < rows_per_warp; ++i) {
+            const int t = warp + block_warps * i;
+            if (t >= n) break; // warp-uniform
+            float kf[E];
+            if (c0 + t == pos) {
 #pragma unroll
-        for (int r = 0; r < decode_attn_max_group; ++r) {
+                for (int e = 0; e < E; ++e) kf[e] = new_k_s[E * lane + e];
+            } else {
+                to_float<E>(kw[i], kf);
+            }
+#pragma unroll
+            for (int r = 0; r < G; ++r) {
+                if (r >= group) break;
+                float dot = 0.f;
+#pragma unroll
+                for (int e = 0; e < E; ++e) dot = fmaf(q_s[r][E * lane + e], kf[e], dot);
+                dot = warp_sum(dot);
+                if (lane == 0) p_s[r][t] = dot * scale;
+            }
+        }
+        __syncthreads();
+
+        if (warp < group) { // online softmax of head `warp`: lane holds positions lane, lane + 32 of the chunk
+            const float s0 = lane < n ? p_s[warp][lane] : -INFINITY, s1 = lane + 32 < n ? p_s[warp][lane + 32] : -INFINITY;
+            const float m_old = max_s[warp], m = fmaxf(m_old, warp_max(fmaxf(s0, s1)));
+            const float e0 = lane < n ? expf(s0 - m) : 0.f, e1 = lane + 32 < n ? expf(s1 - m) : 0.f;
+            p_s[warp][lane] = e0;
+            p_s[warp][lane + 32] = e1;
+            const float l = warp_sum(e0 + e1);
+            const float rescale = expf(m_old - m); // 0 for the first chunk (m_old = -inf)
+            __syncwarp();
+            if (lane == 0) max_s[warp] = m, sum_s[warp] = fmaf(sum_s[warp], rescale, l), rescale_s[warp] = rescale;
+        }
+        __syncthreads();
+
+#pragma unroll
+        for (int r = 0; r < G; ++r) {
             if (r >= group) break;
-            float dot = 0.f;
+            const float f = rescale_s[r];
 #pragma unroll
-            for (int e = 0; e < E; ++e) dot = fmaf(q_s[r][E * lane + e], kf[e], dot);
-            dot = warp_sum(dot);
-            if (lane == 0) p_s[r][t] = dot * scale;
+            for (int e = 0; e < E; ++e) acc[r][e] *= f;
+        }
+#pragma unroll
+        for (int i = 0; i < rows_per_warp; ++i) {
+            const int t = warp + block_warps * i;
+            if (t >= n) break;
+            float vf[E];
+            if (c0 + t == pos) {
+#pragma unroll
+                for (int e = 0; e < E; ++e) vf[e] = new_v_s[E * lane + e];
+            } else {
+                to_float<E>(vw[i], vf);
+            }
+#pragma unroll
+            for (int r = 0; r < G; ++r) {
+                if (r >= group) break;
+                const float pr = p_s[r][t];
+#pragma unroll
+                for (int e = 0; e < E; ++e) acc[r][e] = fmaf(pr, vf[e], acc[r][e]);
+            }
+        }
+        if (c + 1 < chunks) {
+#pragma unroll
+            for (int i = 0; i < rows_per_warp; ++i) kw[i] = kn[i], vw[i] = vn[i];
         }
     }
-    __syncthreads();
-
-    if (warp < group) { // softmax of head `warp` over the chunk: lane holds positions lane, lane + 32
-        const float s0 = lane < n ? p_s[warp][lane] : -INFINITY, s1 = lane + 32 < n ? p_s[warp][lane + 32] : -INFINITY;
-        const float m = warp_max(fmaxf(s0, s1));
-        const float e0 = lane < n ? expf(s0 - m) : 0.f, e1 = lane + 32 < n ? expf(s1 - m) : 0.f;
-        p_s[warp][lane] = e0;
-        p_s[warp][lane + 32] = e1;
-        const float l = warp_sum(e0 + e1);
-        if (lane == 0) max_s[warp] = m, sum_s[warp] = l;
-    }
-    __syncthreads();
-
-    float acc[decode_attn_max_group][E] = {};
 #pragma unroll
-    for (int i = 0; i < rows_per_warp; ++i) {
-        const int t = warp + block_warps * i;
-        if (t >= n) break;
-        float vf[E];
-        to_float<E>(vw[i], vf);
-#pragma unroll
-        for (int r = 0; r < decode_attn_max_group; ++r) {
-            if (r >= group) break;
-            const float pr = p_s[r][t];
-#pragma unroll
-            for (int e = 0; e < E; ++e) acc[r][e] = fmaf(pr, vf[e], acc[r][e]);
-        }
-    }
-#pragma unroll
-    for (int r = 0; r < decode_attn_max_group; ++r) {
+    for (int r = 0; r < G; ++r) {
         if (r >= group) break;
 #pragma unroll
         for (int e = 0; e < E; ++e) acc_s[warp][r][E * lane + e] = acc[r][e];
@@ -270,7 +335,7 @@ status decode_attn_supports(int heads, int kv_heads, int head_dim) {
 
 size_t decode_attn_scratch_bytes(int batch, int heads, int kv_heads, int head_dim, int capacity) {
     const size_t groups = size_t(batch) * kv_heads;
-    return align256(groups * sizeof(int)) + groups * splits_of(capacity) * size_t(heads / kv_heads) * (head_dim + 2) * sizeof(float);
+    return align256(groups * sizeof(int)) + groups * splits_of(batch, kv_heads, capacity) * size_t(heads / kv_heads) * (head_dim + 2) * sizeof(float);
 }
 
 status decode_attention(const decode_attn_args &a, cudaStream_t stream) {
@@ -292,9 +357,19 @@ status decode_attention(const decode_attn_args &a, cudaStream_t stream) {
     const long long groups = (long long)a.batch * a.kv_heads;
     if (groups > 65535)
         return status::failure(status_code::unsupported_shape, "decode_attention: batch * n_kv_heads must be at most 65535 (" + std::to_string(groups) + ")");
-    const dim3 grid(unsigned(splits_of(a.capacity)), unsigned(groups));
-    if (a.head_dim == 64) decode_attn_kernel<64><<<grid, block_threads, 0, stream>>>(a, int(grid.x));
-    else decode_attn_kernel<128><<<grid, block_threads, 0, stream>>>(a, int(grid.x));
+    const dim3 grid(unsigned(splits_of(a.batch, a.kv_heads, a.capacity)), unsigned(groups));
+    const int group = a.heads / a.kv_heads;
+    auto launch = [&](auto d_tag, auto g_tag) {
+        decode_attn_kernel<decltype(d_tag)::value, decltype(g_tag)::value><<<grid, block_threads, 0, stream>>>(a, int(grid.x));
+    };
+    auto with_group = [&](auto d_tag) {
+        if (group == 1) launch(d_tag, std::integral_constant<int, 1>{});
+        else if (group == 2) launch(d_tag, std::integral_constant<int, 2>{});
+        else if (group <= 4) launch(d_tag, std::integral_constant<int, 4>{});
+        else launch(d_tag, std::integral_constant<int, 8>{});
+    };
+    if (a.head_dim == 64) with_group(std::integral_constant<int, 64>{});
+    else with_group(std::integral_constant<int, 128>{});
     QB_CUDA_TRY_LAUNCH();
     return status::success();
 }

@@ -8,12 +8,15 @@
 // cache's whole capacity, a transpose copy), each costing a few microseconds however little it
 // computes; a 7B step pays that 32 times.
 //
-// How: split over the context (flash-decoding). Block (s, b * Hkv + g) covers positions
-// [64 s, 64 s + 64) ∩ [0, pos] for every query head of KV group g (GQA reads each key once per
-// group); a block whose range starts past pos exits at once. With one active block the output is
-// written directly; otherwise each block stores its partial (max, sum of exponentials, unnormalized
-// output) and the last block of the group to finish combines the partials in split order. Every
-// sum has a fixed order, so the result is bit-identical from run to run whatever the blocks' timing.
+// How: split over the context (flash-decoding). The grid has S blocks per (sequence, KV group g),
+// S fixed by the shapes and the SM count (about two blocks per SM in all), so one captured graph
+// serves every position; block s takes the s-th share of positions 0..pos (whole 64-row chunks, at
+// least 128 rows) for every query head of the group (GQA reads each key once per group) and walks
+// its chunks with an online softmax, the next chunk's rows in flight while one is computed. A
+// block whose share starts past pos exits at once. With one active block the output is written
+// directly; otherwise each block stores its partial (max, sum of exponentials, unnormalized output)
+// and the last block of the group to finish combines the partials in split order. Every sum has a
+// fixed order, so the result is bit-identical from run to run whatever the blocks' timing.
 //
 // Numerics: the rotation is exactly the model's ATen formula (x * cos + swap(x) * (∓sin), two fp32
 // products and an fp32 sum, rounded once to fp16), so the cache holds the same keys either way;
@@ -31,7 +34,7 @@
 
 namespace qb::attn {
 
-constexpr int decode_attn_chunk = 64; // positions per block
+constexpr int decode_attn_chunk = 64; // positions per step of a block
 constexpr int decode_attn_max_group = 8; // query heads per KV head (n_heads / n_kv_heads)
 
 struct decode_attn_args {

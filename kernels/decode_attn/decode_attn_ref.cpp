@@ -74,11 +74,13 @@ decode_attn_expected decode_attention_ref(const decode_attn_problem &p) {
                 // The kernel's fp32 error, bounded: a score is D/32 fmas, a 5-level shuffle tree and
                 // the scale product (D/32 + 7 roundings of at most sum|q k| / sqrt(D) each); an error
                 // ds in every score changes each weight by a relative 2 ds at most, and so the output
-                // by 2 ds * max|v|. The exponentials (expf, 2 ulp, and the subtraction) and the sums
-                // of 64-position chunks, 8 warps and the splits (~ pos / 64 + 16 roundings of terms
-                // up to max|v|) add their own relative errors, times max|v|.
+                // by 2 ds * max|v|. The weighted sum is a chain of roundings, each at most u times a
+                // partial sum of terms p_j |v_j| (at most l max|v|, so u max|v| after the division by
+                // l): per 64-row chunk the 8 fmas a warp makes and the online softmax's rescale (an
+                // expf of 2 ulp, a product) and running sums, 12 in all; then the 8 warps' sum and
+                // the splits' combine (expf, fmas, the division), some 40 more.
                 const double ds = (d / 32 + 7) * u * dot_abs;
-                const double rest = (8 + 2 * (p.pos / 64 + 24)) * u;
+                const double rest = (40 + 12 * (p.pos / 64 + 1)) * u;
                 for (int e = 0; e < d; ++e) {
                     double o = 0;
                     for (int j = 0; j <= p.pos; ++j) o += s[j] * double(half_to_float(r.cache_v[(row0 + j) * d + e]));

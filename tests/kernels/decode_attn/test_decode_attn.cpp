@@ -4,7 +4,8 @@
 //     shows they are never read: one NaN in a softmax would make the output NaN);
 //   - outputs within the reference's fp32 bound plus the fp16 rounding (half an ulp);
 //   - both RoPE pairings, head_dim 64 and 128, MHA and GQA groups of 2, 3 and 8, batch 1 and 3,
-//     positions at chunk edges (0, 63, 64, 65) and the cache's last; one and several splits;
+//     positions at chunk edges (0, 63, 64, 65) and the cache's last; one and several splits, and
+//     blocks that walk up to 11 chunks (the online softmax);
 //   - the same launch twice gives the same bits (the split counters are reset), and a sequence of
 //     positions through one scratch buffer, as a decode loop runs;
 //   - a position outside the cache: NaN out, caches untouched; shapes the kernel cannot do: reasons.
@@ -156,6 +157,7 @@ TEST_CASE("decode_attention: caches bit-exact, outputs within the fp32 bound + h
         {3, 8, 2, 64, 130, rope_pairs::half_split},     // GQA 4, batch 3, head_dim 64
         {1, 9, 3, 64, 300, rope_pairs::half_split},     // SmolLM2-135M: groups of 3
         {2, 16, 2, 128, 520, rope_pairs::interleaved},  // groups of 8 (the kernel's most)
+        {4, 32, 32, 128, 2048, rope_pairs::half_split}, // 128 KV heads in all: few splits, up to 11 chunks a block
     };
     int worst = 0;
     for (const auto &s : setups)
