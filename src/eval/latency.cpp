@@ -9,7 +9,7 @@
 #include "core/progress.h"
 #include "model/decode_graph.h"
 #include "model/generate.h"
-#include "model/step_attention.h"
+#include "model/step_kernels.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -38,7 +38,7 @@ class latency final : public evaluation {
 public:
     explicit latency(const json &o)
         : batch_(o["batch"]), seq_len_(o["seq_len"]), new_tokens_(o["new_tokens"]), warmup_(o["warmup"]), repeats_(o["repeats"]),
-          decode_(o["decode"].get<std::string>()), attention_(o["attention"].get<std::string>()) {}
+          decode_(o["decode"].get<std::string>()), step_kernels_(o["step_kernels"].get<std::string>()) {}
 
     status supports(const eval_context &ctx) const override {
         if (decode_ == "graph" && new_tokens_ > 0 && !decode_graph_possible(ctx.model))
@@ -46,13 +46,13 @@ public:
                                    fmt::format("latency: decode: graph needs a CUDA model in a CUDA build (the model is on {}{}); decode: eager or auto "
                                                "runs the steps one by one",
                                                ctx.model.device().str(), decode_graphs_available() ? "" : ", qbench built without CUDA"));
-        if (attention_ == "fused" && new_tokens_ > 0) {
+        if (step_kernels_ == "fused" && new_tokens_ > 0) {
             if (!uses_graph(ctx.model))
                 return status::failure(status_code::unsupported_option,
-                                       "latency: attention: fused is the decode graph's (its steps run forward_step); eager steps run forward(), "
-                                       "whose attention is ATen operations; decode: graph or attention: auto");
+                                       "latency: step_kernels: fused are the decode graph's (its steps run forward_step); eager steps run forward(), "
+                                       "operation by operation; decode: graph or step_kernels: auto");
             if (auto why = fused_step_attention_unsupported(ctx.model); !why.empty())
-                return status::failure(status_code::unsupported_option, "latency: attention: fused: " + why + "; attention: aten or auto");
+                return status::failure(status_code::unsupported_option, "latency: step_kernels: fused: " + why + "; step_kernels: aten or auto");
         }
         return status::success();
     }
@@ -69,12 +69,12 @@ public:
         const auto device = model.device();
 
         const bool use_graph = uses_graph(model);
-        const bool fuse_attention = attention_ != "aten";
+        const bool fused = step_kernels_ != "aten";
         // One cache for every pass (each prefill refills it from position 0), so that the decode
         // graph, which keeps the cache's tensors, serves all of them; captured once, untimed.
         auto cache = model.make_cache(batch_, seq_len_ + new_tokens_);
         std::unique_ptr<decode_step_graph> graph;
-        if (use_graph && new_tokens_ > 0) graph = std::make_unique<decode_step_graph>(model, cache, fuse_attention);
+        if (use_graph && new_tokens_ > 0) graph = std::make_unique<decode_step_graph>(model, cache, fused);
 
         // One pass = prefill the prompt into the cache, then `new_tokens` single-token steps
         // (their inputs are fixed random ids: the cost of a step does not depend on which token).
@@ -128,7 +128,7 @@ public:
             const double d = decode.quantile(0.5);
             json row = describe(metric_row("latency", "decode_ms_per_token", d, "ms"), decode, "ms");
             row["decode"] = graph ? "cuda graph: one decode step captured once, replayed per token" : "eager: operation by operation";
-            row["attention"] = graph ? step_attention_description(model, fuse_attention) : "aten: forward() with the KV cache, operation by operation";
+            row["step_kernels"] = graph ? step_kernels_description(model, fused) : "aten: forward() with the KV cache, operation by operation";
             if (graph) {
                 row["graph_capture_ms"] = graph->capture_ms();
                 row["graph_nodes"] = graph->nodes();
@@ -146,7 +146,7 @@ private:
     bool uses_graph(const llama_model &model) const { return decode_ == "graph" || (decode_ == "auto" && decode_graph_possible(model)); }
 
     int64_t batch_, seq_len_, new_tokens_, warmup_, repeats_;
-    std::string decode_, attention_;
+    std::string decode_, step_kernels_;
 };
 
 } // namespace

@@ -69,10 +69,11 @@ const registry<evaluation_entry> &evaluations() {
                    "how decode steps launch: graph (one CUDA graph of the step, replayed per token), eager (operation by operation), "
                    "auto (graph on CUDA, eager on the CPU)",
                    -INFINITY, INFINITY, {"auto", "graph", "eager"}},
-                  {"attention", option_type::choice, "auto",
-                   "attention of the graph's decode steps: fused (one decode_attn kernel per layer: RoPE, cache write, attention over "
-                   "positions 0..pos), aten (ATen operations, masked over the whole cache), auto (fused where the kernel runs: CUDA, fp16, "
-                   "head_dim 64 or 128, at most 8 query heads per KV head); eager steps are always ATen",
+                  {"step_kernels", option_type::choice, "auto",
+                   "kernels of the graph's decode steps: fused (attention as one decode_attn kernel per layer: RoPE, cache write, attention "
+                   "over positions 0..pos; RMSNorm and SiLU x up as one kernel each), aten (ATen operations, attention masked over the whole "
+                   "cache), auto (fused where the kernels run: CUDA, fp16; attention: head_dim 64 or 128, at most 8 query heads per KV "
+                   "head); eager steps are always ATen",
                    -INFINITY, INFINITY, {"auto", "fused", "aten"}},
               }},
              make_latency_evaluation},

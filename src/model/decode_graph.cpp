@@ -32,7 +32,7 @@ struct decode_step_graph::impl {
     double capture_ms = 0;
 };
 
-decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache, bool fuse_attention) : impl_(std::make_unique<impl>()) {
+decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache, bool fused) : impl_(std::make_unique<impl>()) {
     const auto started = std::chrono::steady_clock::now();
     const auto device = model.device();
     if (!device.is_cuda())
@@ -55,12 +55,12 @@ decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache, 
     c10::cuda::CUDAStreamGuard stream_guard(side);
     // Warm-up outside the capture: cuBLAS handles and workspaces for this stream, the back-ends'
     // lazily initialized contexts and kernel attributes.
-    for (int i = 0; i < 2; ++i) model.forward_step(p.tokens, p.pos, cache, fuse_attention);
+    for (int i = 0; i < 2; ++i) model.forward_step(p.tokens, p.pos, cache, fused);
     side.synchronize();
     p.graph = std::make_unique<at::cuda::CUDAGraph>(/*keep_graph=*/true); // kept until counted, then instantiated
     p.graph->capture_begin();
     try {
-        p.logits = model.forward_step(p.tokens, p.pos, cache, fuse_attention);
+        p.logits = model.forward_step(p.tokens, p.pos, cache, fused);
     } catch (const std::exception &e) {
         try {
             p.graph->capture_end(); // ends the (invalidated) capture so the stream is usable again

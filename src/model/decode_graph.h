@@ -26,8 +26,8 @@ public:
     // a side stream first (lazy initializations must not happen inside the capture); those runs
     // write keys and values at position cache.length, which the next real step overwrites.
     // Throws qb::error naming what failed (a CPU model, a full cache, an operation the capture
-    // refused). fuse_attention: forward_step's choice of attention (model/step_attention.h).
-    decode_step_graph(const llama_model &model, kv_cache &cache, bool fuse_attention = true);
+    // refused). fused: forward_step's choice of kernels (model/step_kernels.h).
+    decode_step_graph(const llama_model &model, kv_cache &cache, bool fused = true);
     ~decode_step_graph();
     decode_step_graph(const decode_step_graph &) = delete;
     decode_step_graph &operator=(const decode_step_graph &) = delete;

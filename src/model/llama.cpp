@@ -1,7 +1,7 @@
 #include "model/llama.h"
 
 #include "core/error.h"
-#include "model/step_attention.h"
+#include "model/step_kernels.h"
 
 #include <ATen/ATen.h>
 
@@ -159,6 +159,9 @@ struct token_positions {
     // When set, the whole attention of layer li in one call: q [B, T, H * D], k and v [B, T, Hkv * D]
     // as the projections give them -> [B, T, H * D] (the fields above are then unused).
     std::function<at::Tensor(size_t li, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v)> fused_attention;
+    // When set, RMSNorm(x) * gain and SiLU(gate) * up in one kernel each (null: ATen operations).
+    std::function<at::Tensor(const at::Tensor &x, const at::Tensor &gain)> fused_norm;
+    std::function<at::Tensor(const at::Tensor &gate, const at::Tensor &up)> fused_silu_mul;
 };
 
 // tokens [B, T] -> logits [B, T, vocab] in fp32, the decoder stack at the given positions.
@@ -172,6 +175,7 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
     const int64_t m = bsz * t;
     const std::vector<int64_t> prefix{bsz, t};
     const auto *prod = model.producer.get();
+    auto norm = [&](const at::Tensor &x, const at::Tensor &gain) { return at_pos.fused_norm ? at_pos.fused_norm(x, gain) : rms_norm(x, gain, c.norm_eps); };
     for (size_t li = 0; li < model.layers.size(); ++li) {
         const auto &layer = model.layers[li];
         at::Tensor q, k, v;
@@ -181,7 +185,7 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
             k = layer.k_proj.runtime->forward_codes(codes, prefix);
             v = layer.v_proj.runtime->forward_codes(codes, prefix);
         } else {
-            auto x = rms_norm(h, layer.attn_norm, c.norm_eps);
+            auto x = norm(h, layer.attn_norm);
             q = layer.q_proj.forward(x), k = layer.k_proj.forward(x), v = layer.v_proj.forward(x);
         }
         at::Tensor attn;
@@ -206,15 +210,15 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
             gate = layer.gate_proj.runtime->forward_codes(codes, prefix);
             up = layer.up_proj.runtime->forward_codes(codes, prefix);
         } else {
-            auto y = rms_norm(h, layer.ffn_norm, c.norm_eps);
+            auto y = norm(h, layer.ffn_norm);
             gate = layer.gate_proj.forward(y), up = layer.up_proj.forward(y);
         }
         if (const auto want = shared_codes_request(prod, {&layer.down_proj}, m); want.bits)
             h = h + layer.down_proj.runtime->forward_codes(prod->silu_mul_codes(gate, up, want), prefix);
         else
-            h = h + layer.down_proj.forward(at::silu(gate) * up);
+            h = h + layer.down_proj.forward(at_pos.fused_silu_mul ? at_pos.fused_silu_mul(gate, up) : at::silu(gate) * up);
     }
-    h = rms_norm(h, model.final_norm, c.norm_eps);
+    h = norm(h, model.final_norm);
     return at::linear(h, model.lm_head).to(at::kFloat); // [B, T, vocab]
 }
 
@@ -258,14 +262,18 @@ at::Tensor llama_model::forward(const at::Tensor &tokens, kv_cache *cache) const
     return logits;
 }
 
-at::Tensor llama_model::forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache, bool fuse_attention) const {
+at::Tensor llama_model::forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache, bool fused) const {
     TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) == 1, "forward_step: tokens must be [batch, 1], got ", tokens.sizes());
     TORCH_CHECK(pos.dim() == 1 && pos.size(0) == 1 && pos.scalar_type() == at::kLong && pos.device() == device(),
                 "forward_step: pos must be one int64 on ", device().str(), ", got ", pos.sizes(), " ", pos.scalar_type(), " on ", pos.device().str());
     TORCH_CHECK(rope_cos.defined(), "llama_model: prepare_rope() was not called by the loader");
     check_cache(*this, cache, tokens.size(0));
     token_positions at_pos;
-    if (fuse_attention && fused_step_attention_unsupported(*this).empty()) {
+    if (fused && fused_step_norms_unsupported(*this).empty()) {
+        at_pos.fused_norm = [this](const at::Tensor &x, const at::Tensor &gain) { return fused_rms_norm(*this, x, gain); };
+        at_pos.fused_silu_mul = [this](const at::Tensor &gate, const at::Tensor &up) { return fused_silu_mul(*this, gate, up); };
+    }
+    if (fused && fused_step_attention_unsupported(*this).empty()) {
         at_pos.fused_attention = [this, &pos, &cache](size_t li, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
             return fused_step_attention(*this, q, k, v, pos, cache, li);
         };

@@ -125,15 +125,17 @@ public:
 
     // One decode step whose every operation has the same shapes and arguments at every position, so
     // that it can be captured once as a CUDA graph and replayed per token (decode_step_graph): the
-    // position is read from `pos` ([1] int64 on the model's device). Attention is either the fused
-    // kernel (fuse_attention, where step_attention.h says it can run: RoPE, the cache write at
-    // pos and attention over positions 0..pos in one launch a layer) or ATen operations: the new keys
+    // position is read from `pos` ([1] int64 on the model's device). With `fused`, where
+    // step_kernels.h says they can run, attention is one kernel a layer (RoPE, the cache write at pos
+    // and attention over positions 0..pos) and RMSNorm and SiLU x up one kernel each; otherwise
+    // ATen operations: the new keys
     // and values written at that index of the cache (index_copy_), attention over the cache's whole
     // capacity with positions > pos masked out. tokens [B, 1] -> logits [B, 1, vocab] in fp32: what
     // forward(tokens, &cache) gives at cache.length == pos, up to the attention's summation order
-    // (the fused kernel: fp32 in its own order; ATen: over the masked, zero-weighted positions too).
+    // (the fused kernel: fp32 in its own order; ATen: over the masked, zero-weighted positions too)
+    // and, with the fused RMSNorm, its mean's (a y may differ by one fp16 ulp).
     // Leaves cache.length alone (the caller keeps it).
-    at::Tensor forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache, bool fuse_attention = true) const;
+    at::Tensor forward_step(const at::Tensor &tokens, const at::Tensor &pos, kv_cache &cache, bool fused = true) const;
 
     // Zero-filled: forward_step's masked attention still multiplies the unused positions' values by
     // a zero weight, and 0 * NaN from uninitialized memory would be NaN.

@@ -213,11 +213,11 @@ TEST_CASE("latency decode: auto runs eagerly on the CPU and says so; graph is sk
     CHECK(r.skipped_manifest.find("decode: graph needs a CUDA model") != std::string::npos);
 }
 
-TEST_CASE("latency attention: fused is skipped on the CPU with the reason; the decode row says which attention ran") {
-    const auto r = run_latency_pair("attention: [auto, fused]");
+TEST_CASE("latency step_kernels: fused is skipped on the CPU with the reason; the decode row says what ran") {
+    const auto r = run_latency_pair("step_kernels: [auto, fused]");
     REQUIRE(r.decode_rows.size() == 1);
-    CHECK(r.decode_rows[0]["attention"].get<std::string>().rfind("aten: forward()", 0) == 0); // eager on the CPU
-    CHECK(r.skipped_manifest.find("attention: fused is the decode graph's") != std::string::npos);
+    CHECK(r.decode_rows[0]["step_kernels"].get<std::string>().rfind("aten: forward()", 0) == 0); // eager on the CPU
+    CHECK(r.skipped_manifest.find("step_kernels: fused are the decode graph's") != std::string::npos);
 }
 
 TEST_CASE("qbench list is generated from the registries") {

@@ -1,6 +1,6 @@
 // The LLaMA forward pass on synthetic weights: determinism, causality, GQA, RoPE conventions.
 #include "model/decode_graph.h"
-#include "model/step_attention.h"
+#include "model/step_kernels.h"
 #include "model/llama.h"
 #include "quant/primitives.h"
 #include "test_models.h"
@@ -218,14 +218,15 @@ TEST_CASE("forward_step (shapes fixed at every position, as a CUDA graph needs) 
     CHECK_THROWS_WITH(m.forward_step(tokens.narrow(1, 0, 1), pos.to(at::kInt), fixed), doctest::Contains("pos must be one int64"));
 }
 
-TEST_CASE("forward_step's fused attention kernel: refused on a CPU model with the reason, ATen attention instead") {
+TEST_CASE("forward_step's fused kernels: refused on a CPU model with the reason, ATen operations instead") {
     c10::InferenceMode guard;
     auto m = llama_make_synthetic(small_config(2), 11, at::kFloat, at::kCPU);
     const auto why = fused_step_attention_unsupported(m);
-    CHECK(why == (decode_graphs_available() ? "the model is on cpu, the kernel runs on CUDA" : "qbench was built without CUDA"));
-    CHECK(step_attention_description(m, true).rfind("aten: ", 0) == 0);
-    CHECK(step_attention_description(m, true).find(why) != std::string::npos);
-    CHECK(step_attention_description(m, false).find("not asked for") != std::string::npos);
+    CHECK(why == (decode_graphs_available() ? "the model is on cpu, the kernels run on CUDA" : "qbench was built without CUDA"));
+    CHECK(fused_step_norms_unsupported(m) == why);
+    CHECK(step_kernels_description(m, true).rfind("aten: ", 0) == 0);
+    CHECK(step_kernels_description(m, true).find(why) != std::string::npos);
+    CHECK(step_kernels_description(m, false).find("not asked for") != std::string::npos);
     auto cache = m.make_cache(2, 8);
     const auto tokens = tokens_for_test(50, 8, 6);
     m.forward(tokens.narrow(1, 0, 3), &cache);
@@ -237,6 +238,7 @@ TEST_CASE("forward_step's fused attention kernel: refused on a CPU model with th
     const std::string refusal = "fused step attention: " + why;
     CHECK_THROWS_WITH(fused_step_attention(m, at::zeros({2, 1, 64}), at::zeros({2, 1, 32}), at::zeros({2, 1, 32}), pos, cache, 0),
                       doctest::Contains(refusal.c_str()));
+    CHECK_THROWS_WITH(fused_rms_norm(m, at::zeros({2, 1, 64}), at::ones({64})), doctest::Contains(("fused RMSNorm: " + why).c_str()));
 }
 
 TEST_CASE("activation producer: linears reading one norm share its codes, down reads SiLU x up's, and the output is unchanged") {
