@@ -65,8 +65,11 @@ __device__ __forceinline__ void store_codes(const codes_dst &c, int m, int k, in
 }
 
 // G: groups per warp (ceil(groups / warps)), held in registers from the load to the output.
+// delta (optional): the residual added first, x + delta rounded to fp16 as the model's fp16 add
+// rounds it (fp32 sum, one rounding), stored to sum_out and normalized.
 template <int G>
-__global__ void __launch_bounds__(norm_max_warps * 32) rmsnorm_quant_kernel(const __half *__restrict__ x, const __half *__restrict__ gain, float eps,
+__global__ void __launch_bounds__(norm_max_warps * 32) rmsnorm_quant_kernel(const __half *__restrict__ x, const __half *__restrict__ delta,
+                                                                          __half *__restrict__ sum_out, const __half *__restrict__ gain, float eps,
                                                                           int m, int k, __half *__restrict__ y, codes_dst codes) {
     pdl_enter();
     const int row = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
@@ -77,8 +80,22 @@ __global__ void __launch_bounds__(norm_max_warps * 32) rmsnorm_quant_kernel(cons
 #pragma unroll
     for (int i = 0; i < G; ++i) {
         const int g = warp + i * warps;
-        if (g < groups) load4(xr + size_t(g) * group_size, v[i]);
-        else v[i][0] = v[i][1] = v[i][2] = v[i][3] = 0.f;
+        if (g < groups) {
+            load4(xr + size_t(g) * group_size, v[i]);
+            if (delta) {
+                float d[4];
+                __half sh[4];
+                load4(delta + size_t(row) * k + size_t(g) * group_size + 4 * lane, d);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    sh[e] = __float2half_rn(__fadd_rn(v[i][e], d[e]));
+                    v[i][e] = __half2float(sh[e]);
+                }
+                store4(sum_out + size_t(row) * k + size_t(g) * group_size + 4 * lane, sh);
+            }
+        } else {
+            v[i][0] = v[i][1] = v[i][2] = v[i][3] = 0.f;
+        }
     }
 #pragma unroll
     for (int i = 0; i < G; ++i)
@@ -154,22 +171,36 @@ codes_dst to_dst(const act_codes_out &c) {
     return {c.q, c.scales, qmax, 1.f / qmax, c.order == int8_order::wgmma_k};
 }
 
+status launch_rmsnorm(const char *who, const __half *x, const __half *delta, __half *sum_out, const __half *gain, float eps, int m, int k, __half *y,
+                      const act_codes_out &codes, cudaStream_t stream, bool pdl) {
+    if (auto st = check_producer(who, m, k, y, codes); !st) return st;
+    if (!x || !gain || !aligned8(x) || !aligned8(gain))
+        return status::failure(status_code::invalid_argument, std::string(who) + ": x and gain must be non-null and 8-byte aligned");
+    if (k > norm_max_k)
+        return status::failure(status_code::unsupported_shape,
+                               std::string(who) + ": k must be at most " + std::to_string(norm_max_k) + " (k=" + std::to_string(k) + ")");
+    const int groups = k / group_size, warps = std::min(groups, norm_max_warps);
+    const int per_warp = (groups + warps - 1) / warps;
+    auto kernel = per_warp <= 1 ? rmsnorm_quant_kernel<1> : per_warp <= 2 ? rmsnorm_quant_kernel<2> : per_warp <= 4 ? rmsnorm_quant_kernel<4> : rmsnorm_quant_kernel<8>;
+    QB_CUDA_TRY(qb::cuda::launch_maybe_pdl(kernel, unsigned(m), unsigned(32 * warps), 0, stream, pdl, x, delta, sum_out, gain, eps, m, k, y, to_dst(codes)));
+    QB_CUDA_TRY_LAUNCH();
+    return status::success();
+}
+
 } // namespace
 
 status rmsnorm_quant_int8(const __half *x, const __half *gain, float eps, int m, int k, __half *y, const act_codes_out &codes, cudaStream_t stream,
                           bool pdl) {
-    if (auto st = check_producer("rmsnorm_quant_int8", m, k, y, codes); !st) return st;
-    if (!x || !gain || !aligned8(x) || !aligned8(gain))
-        return status::failure(status_code::invalid_argument, "rmsnorm_quant_int8: x and gain must be non-null and 8-byte aligned");
-    if (k > norm_max_k)
-        return status::failure(status_code::unsupported_shape,
-                               "rmsnorm_quant_int8: k must be at most " + std::to_string(norm_max_k) + " (k=" + std::to_string(k) + ")");
-    const int groups = k / group_size, warps = std::min(groups, norm_max_warps);
-    const int per_warp = (groups + warps - 1) / warps;
-    auto kernel = per_warp <= 1 ? rmsnorm_quant_kernel<1> : per_warp <= 2 ? rmsnorm_quant_kernel<2> : per_warp <= 4 ? rmsnorm_quant_kernel<4> : rmsnorm_quant_kernel<8>;
-    QB_CUDA_TRY(qb::cuda::launch_maybe_pdl(kernel, unsigned(m), unsigned(32 * warps), 0, stream, pdl, x, gain, eps, m, k, y, to_dst(codes)));
-    QB_CUDA_TRY_LAUNCH();
-    return status::success();
+    return launch_rmsnorm("rmsnorm_quant_int8", x, nullptr, nullptr, gain, eps, m, k, y, codes, stream, pdl);
+}
+
+status add_rmsnorm_quant_int8(const __half *x, const __half *delta, const __half *gain, float eps, int m, int k, __half *sum_out, __half *y,
+                              const act_codes_out &codes, cudaStream_t stream, bool pdl) {
+    if (!delta || !sum_out || !aligned8(delta) || !aligned8(sum_out))
+        return status::failure(status_code::invalid_argument, "add_rmsnorm_quant_int8: delta and sum_out must be non-null and 8-byte aligned");
+    if (sum_out == x || sum_out == delta)
+        return status::failure(status_code::invalid_argument, "add_rmsnorm_quant_int8: sum_out must not alias x or delta");
+    return launch_rmsnorm("add_rmsnorm_quant_int8", x, delta, sum_out, gain, eps, m, k, y, codes, stream, pdl);
 }
 
 status silu_mul_quant_int8(const __half *gate, const __half *up, int ld, int m, int k, __half *y, const act_codes_out &codes, cudaStream_t stream,

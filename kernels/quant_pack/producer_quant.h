@@ -47,6 +47,12 @@ struct act_codes_out {
 status rmsnorm_quant_int8(const __half *x, const __half *gain, float eps, int m, int k, __half *y, const act_codes_out &codes,
                           cudaStream_t stream, bool pdl = false);
 
+// The residual add before the norm in the same pass: sum = fp16(float(x) + float(delta)), as the
+// model's fp16 add rounds it, written to sum_out [M, K] (not aliasing x or delta), then RMSNorm of
+// sum as above (y and codes bit-identical to rmsnorm_quant_int8 applied to sum).
+status add_rmsnorm_quant_int8(const __half *x, const __half *delta, const __half *gain, float eps, int m, int k, __half *sum_out, __half *y,
+                              const act_codes_out &codes, cudaStream_t stream, bool pdl = false);
+
 // gate, up: row r at gate + r * ld, up + r * ld (a fused gate_up GEMM's [M, 2K] output: up = gate + K,
 // ld = 2K); y [M, K] (row stride K). K a multiple of 128, ld a multiple of 4 and >= K.
 status silu_mul_quant_int8(const __half *gate, const __half *up, int ld, int m, int k, __half *y, const act_codes_out &codes,

@@ -203,6 +203,19 @@ public:
             return rmsnorm_quant_int8(half_ptr(x), half_ptr(g), float(eps), m, k, yp, out, current_stream());
         });
     }
+    act_codes add_rms_norm_codes(const at::Tensor &x_in, const at::Tensor &delta_in, const at::Tensor &gain, double eps, act_codes_request want,
+                                 at::Tensor &sum) const override {
+        if (delta_in.sizes() != x_in.sizes())
+            fail("add_rmsnorm_quant_int8: x [{}] and delta [{}] differ in shape", fmt::join(x_in.sizes(), ", "), fmt::join(delta_in.sizes(), ", "));
+        auto x = as_2d(x_in, x_in.size(-1), "add_rmsnorm_quant_int8"), delta = as_2d(delta_in, delta_in.size(-1), "add_rmsnorm_quant_int8");
+        auto g = gain.to(x.device(), at::kHalf).contiguous();
+        auto s = at::empty_like(x);
+        auto codes = produce(x_in, x, want, nullptr, "residual add + RMSNorm with codes", [&](int m, int k, __half *yp, const act_codes_out &out) {
+            return add_rmsnorm_quant_int8(half_ptr(x), half_ptr(delta), half_ptr(g), float(eps), m, k, half_ptr(s), yp, out, current_stream());
+        });
+        sum = s.view(x_in.sizes());
+        return codes;
+    }
     act_codes silu_mul_codes(const at::Tensor &gate_in, const at::Tensor &up_in, act_codes_request want, at::Tensor *y) const override {
         if (up_in.sizes() != gate_in.sizes())
             fail("silu_mul_quant_int8: gate [{}] and up [{}] differ in shape", fmt::join(gate_in.sizes(), ", "), fmt::join(up_in.sizes(), ", "));

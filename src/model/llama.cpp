@@ -38,6 +38,12 @@ at::Tensor quantized_weight::dequantize() const {
     return (qf * s).view({n, k});
 }
 
+act_codes activation_producer::add_rms_norm_codes(const at::Tensor &x, const at::Tensor &delta, const at::Tensor &gain, double eps,
+                                                  act_codes_request want, at::Tensor &sum) const {
+    sum = x + delta;
+    return rms_norm_codes(sum, gain, eps, want);
+}
+
 at::Tensor linear_runtime::forward_codes(const act_codes &, at::IntArrayRef) const {
     fail("{}: takes no activation codes (codes_wanted says none)", describe());
 }
@@ -159,8 +165,10 @@ struct token_positions {
     // When set, the whole attention of layer li in one call: q [B, T, H * D], k and v [B, T, Hkv * D]
     // as the projections give them -> [B, T, H * D] (the fields above are then unused).
     std::function<at::Tensor(size_t li, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v)> fused_attention;
-    // When set, RMSNorm(x) * gain and SiLU(gate) * up in one kernel each (null: ATen operations).
+    // When set, RMSNorm(x) * gain and SiLU(gate) * up in one kernel each (null: ATen operations), and
+    // the residual add before a norm in the same kernel (sum = x + delta, returns the norm of sum).
     std::function<at::Tensor(const at::Tensor &x, const at::Tensor &gain)> fused_norm;
+    std::function<at::Tensor(const at::Tensor &x, const at::Tensor &delta, const at::Tensor &gain, at::Tensor &sum)> fused_add_norm;
     std::function<at::Tensor(const at::Tensor &gate, const at::Tensor &up)> fused_silu_mul;
 };
 
@@ -176,16 +184,41 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
     const std::vector<int64_t> prefix{bsz, t};
     const auto *prod = model.producer.get();
     auto norm = [&](const at::Tensor &x, const at::Tensor &gain) { return at_pos.fused_norm ? at_pos.fused_norm(x, gain) : rms_norm(x, gain, c.norm_eps); };
+    // A sublayer's output not yet added to the residual stream h: the next norm adds it, in the same
+    // kernel where there is one (the step's fused norm, the producer), as h + delta otherwise.
+    at::Tensor pending;
+    auto norm_residual = [&](const at::Tensor &gain) {
+        if (!pending.defined()) return norm(h, gain);
+        at::Tensor y;
+        if (at_pos.fused_add_norm) {
+            at::Tensor sum;
+            y = at_pos.fused_add_norm(h, pending, gain, sum);
+            h = sum;
+        } else {
+            h = h + pending;
+            y = norm(h, gain);
+        }
+        pending = at::Tensor();
+        return y;
+    };
+    auto norm_residual_codes = [&](const at::Tensor &gain, act_codes_request want) {
+        if (!pending.defined()) return prod->rms_norm_codes(h, gain, c.norm_eps, want);
+        at::Tensor sum;
+        auto codes = prod->add_rms_norm_codes(h, pending, gain, c.norm_eps, want, sum);
+        h = sum;
+        pending = at::Tensor();
+        return codes;
+    };
     for (size_t li = 0; li < model.layers.size(); ++li) {
         const auto &layer = model.layers[li];
         at::Tensor q, k, v;
         if (const auto want = shared_codes_request(prod, {&layer.q_proj, &layer.k_proj, &layer.v_proj}, m); want.bits) {
-            const auto codes = prod->rms_norm_codes(h, layer.attn_norm, c.norm_eps, want);
+            const auto codes = norm_residual_codes(layer.attn_norm, want);
             q = layer.q_proj.runtime->forward_codes(codes, prefix);
             k = layer.k_proj.runtime->forward_codes(codes, prefix);
             v = layer.v_proj.runtime->forward_codes(codes, prefix);
         } else {
-            auto x = norm(h, layer.attn_norm);
+            auto x = norm_residual(layer.attn_norm);
             q = layer.q_proj.forward(x), k = layer.k_proj.forward(x), v = layer.v_proj.forward(x);
         }
         at::Tensor attn;
@@ -203,22 +236,22 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
             attn = at::scaled_dot_product_attention(q, k, v, at_pos.mask, 0.0, at_pos.causal, std::nullopt, /*enable_gqa=*/gqa); // [B, H, T, D]
             attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
         }
-        h = h + layer.o_proj.forward(attn);
+        pending = layer.o_proj.forward(attn);
         at::Tensor gate, up;
         if (const auto want = shared_codes_request(prod, {&layer.gate_proj, &layer.up_proj}, m); want.bits) {
-            const auto codes = prod->rms_norm_codes(h, layer.ffn_norm, c.norm_eps, want);
+            const auto codes = norm_residual_codes(layer.ffn_norm, want);
             gate = layer.gate_proj.runtime->forward_codes(codes, prefix);
             up = layer.up_proj.runtime->forward_codes(codes, prefix);
         } else {
-            auto y = norm(h, layer.ffn_norm);
+            auto y = norm_residual(layer.ffn_norm);
             gate = layer.gate_proj.forward(y), up = layer.up_proj.forward(y);
         }
         if (const auto want = shared_codes_request(prod, {&layer.down_proj}, m); want.bits)
-            h = h + layer.down_proj.runtime->forward_codes(prod->silu_mul_codes(gate, up, want), prefix);
+            pending = layer.down_proj.runtime->forward_codes(prod->silu_mul_codes(gate, up, want), prefix);
         else
-            h = h + layer.down_proj.forward(at_pos.fused_silu_mul ? at_pos.fused_silu_mul(gate, up) : at::silu(gate) * up);
+            pending = layer.down_proj.forward(at_pos.fused_silu_mul ? at_pos.fused_silu_mul(gate, up) : at::silu(gate) * up);
     }
-    h = norm(h, model.final_norm);
+    h = norm_residual(model.final_norm);
     return at::linear(h, model.lm_head).to(at::kFloat); // [B, T, vocab]
 }
 
@@ -272,6 +305,9 @@ at::Tensor llama_model::forward_step(const at::Tensor &tokens, const at::Tensor 
     if (fused && fused_step_norms_unsupported(*this).empty()) {
         at_pos.fused_norm = [this](const at::Tensor &x, const at::Tensor &gain) { return fused_rms_norm(*this, x, gain); };
         at_pos.fused_silu_mul = [this](const at::Tensor &gate, const at::Tensor &up) { return fused_silu_mul(*this, gate, up); };
+        at_pos.fused_add_norm = [this](const at::Tensor &x, const at::Tensor &delta, const at::Tensor &gain, at::Tensor &sum) {
+            return fused_add_rms_norm(*this, x, delta, gain, sum);
+        };
     }
     if (fused && fused_step_attention_unsupported(*this).empty()) {
         at_pos.fused_attention = [this, &pos, &cache](size_t li, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {

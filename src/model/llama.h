@@ -49,6 +49,10 @@ struct linear_runtime {
 struct activation_producer {
     virtual ~activation_producer() = default;
     virtual act_codes rms_norm_codes(const at::Tensor &x, const at::Tensor &gain, double eps, act_codes_request want, at::Tensor *y = nullptr) const = 0;
+    // The residual add before the norm: *sum = x + delta (the model's fp16 add), then rms_norm_codes of
+    // it. This default runs the two apart; a producer with a kernel for both overrides it.
+    virtual act_codes add_rms_norm_codes(const at::Tensor &x, const at::Tensor &delta, const at::Tensor &gain, double eps, act_codes_request want,
+                                         at::Tensor &sum) const;
     virtual act_codes silu_mul_codes(const at::Tensor &gate, const at::Tensor &up, act_codes_request want, at::Tensor *y = nullptr) const = 0;
     virtual std::string describe() const = 0;
 };

@@ -124,22 +124,47 @@ at::Tensor fused_step_attention(const llama_model &model, const at::Tensor &q, c
 #endif
 }
 
-at::Tensor fused_rms_norm(const llama_model &model, const at::Tensor &x, const at::Tensor &gain) {
+namespace {
+
+// RMSNorm(x [+ delta]) * gain by producer_quant's kernel without codes; with delta, the sum goes to *sum.
+at::Tensor norm_kernel(const llama_model &model, const char *who, const at::Tensor &x, const at::Tensor *delta, const at::Tensor &gain, at::Tensor *sum) {
 #if !QBENCH_HAVE_CUDA
-    (void)x, (void)gain;
-    fail("fused RMSNorm: {}", fused_step_norms_unsupported(model));
+    (void)x, (void)delta, (void)gain, (void)sum;
+    fail("{}: {}", who, fused_step_norms_unsupported(model));
 #else
-    if (auto why = fused_step_norms_unsupported(model); !why.empty()) fail("fused RMSNorm: {}", why);
+    if (auto why = fused_step_norms_unsupported(model); !why.empty()) fail("{}: {}", who, why);
     const int64_t k = model.config.dim;
-    check_fp16_rows(model, x, k, "fused RMSNorm", "x");
-    check_fp16_rows(model, gain, k, "fused RMSNorm", "gain");
+    check_fp16_rows(model, x, k, who, "x");
+    check_fp16_rows(model, gain, k, who, "gain");
     auto y = at::empty_like(x);
-    const auto st = w6::rmsnorm_quant_int8(reinterpret_cast<const __half *>(x.data_ptr<at::Half>()), reinterpret_cast<const __half *>(gain.data_ptr<at::Half>()),
-                                           float(model.config.norm_eps), int(x.numel() / k), int(k), reinterpret_cast<__half *>(y.data_ptr<at::Half>()),
-                                           w6::act_codes_out{}, at::cuda::getCurrentCUDAStream().stream());
-    if (!st.ok()) fail("fused RMSNorm: {}", st.reason);
+    const auto *xp = reinterpret_cast<const __half *>(x.data_ptr<at::Half>()), *gp = reinterpret_cast<const __half *>(gain.data_ptr<at::Half>());
+    const float eps = float(model.config.norm_eps);
+    const int m = int(x.numel() / k);
+    auto *yp = reinterpret_cast<__half *>(y.data_ptr<at::Half>());
+    const auto stream = at::cuda::getCurrentCUDAStream().stream();
+    status st;
+    if (delta) {
+        check_fp16_rows(model, *delta, k, who, "delta");
+        if (x.sizes() != delta->sizes()) fail("{}: x [{}] and delta [{}] differ", who, fmt::join(x.sizes(), ", "), fmt::join(delta->sizes(), ", "));
+        *sum = at::empty_like(x);
+        st = w6::add_rmsnorm_quant_int8(xp, reinterpret_cast<const __half *>(delta->data_ptr<at::Half>()), gp, eps, m, int(k),
+                                        reinterpret_cast<__half *>(sum->data_ptr<at::Half>()), yp, w6::act_codes_out{}, stream);
+    } else {
+        st = w6::rmsnorm_quant_int8(xp, gp, eps, m, int(k), yp, w6::act_codes_out{}, stream);
+    }
+    if (!st.ok()) fail("{}: {}", who, st.reason);
     return y;
 #endif
+}
+
+} // namespace
+
+at::Tensor fused_rms_norm(const llama_model &model, const at::Tensor &x, const at::Tensor &gain) {
+    return norm_kernel(model, "fused RMSNorm", x, nullptr, gain, nullptr);
+}
+
+at::Tensor fused_add_rms_norm(const llama_model &model, const at::Tensor &x, const at::Tensor &delta, const at::Tensor &gain, at::Tensor &sum) {
+    return norm_kernel(model, "fused add + RMSNorm", x, &delta, gain, &sum);
 }
 
 at::Tensor fused_silu_mul(const llama_model &model, const at::Tensor &gate, const at::Tensor &up) {

@@ -6,8 +6,9 @@
 //     where ATen takes ~10 (cat, RoPE, two index_copy, masked attention over the whole capacity, a
 //     transpose copy);
 //   - RMSNorm and SiLU(gate) x up (kernels/quant_pack/producer_quant.h without codes): one kernel
-//     each where ATen's fp32 RMSNorm takes 7 and SiLU x up 2. Where the back-end's activation
-//     producer writes codes for the linears, it runs instead (it computes the same y).
+//     each where ATen's fp32 RMSNorm takes 7 and SiLU x up 2, the residual add before a norm in the
+//     same kernel. Where the back-end's activation producer writes codes for the linears, it runs
+//     instead (it computes the same y, and adds the residual in its kernel too).
 // forward() keeps the ATen operations: it is the reference the steps are tested against.
 #pragma once
 #include "model/llama.h"
@@ -32,6 +33,9 @@ at::Tensor fused_step_attention(const llama_model &model, const at::Tensor &q, c
 // x [..., dim] -> RMSNorm(x) * gain; gate, up [..., hidden] -> SiLU(gate) * up. fp16 in and out on the
 // model's device; need fused_step_norms_unsupported(model) empty.
 at::Tensor fused_rms_norm(const llama_model &model, const at::Tensor &x, const at::Tensor &gain);
+// The residual add before the norm in the same kernel: sum = x + delta (the model's fp16 add, bit for
+// bit), returns RMSNorm(sum) * gain.
+at::Tensor fused_add_rms_norm(const llama_model &model, const at::Tensor &x, const at::Tensor &delta, const at::Tensor &gain, at::Tensor &sum);
 at::Tensor fused_silu_mul(const llama_model &model, const at::Tensor &gate, const at::Tensor &up);
 
 } // namespace qb

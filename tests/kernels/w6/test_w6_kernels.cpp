@@ -1,6 +1,7 @@
 // gpu suite: every W6 kernel against the CPU reference (kernels/quant_pack/w6_ref.h).
 //   - fused activation quantization (int8, bit planes, per token): codes and scales bit-exact;
-//   - the quantizer inside RMSNorm and SiLU x up (producer_quant.h): codes and scales bit-exact for
+//   - the quantizer inside RMSNorm (also with the residual add in the same pass: the sum bit-exact to
+//     the fp16 add) and SiLU x up (producer_quant.h): codes and scales bit-exact for
 //     the y they compute, y within one fp16 ulp of the double-precision formula;
 //   - the quantizer inside w6_imma's decode GEMM (m <= 8): its division-free code checked on every
 //     fp16 input, its integers bit-exact and its outputs bit-identical to act_quant_int8 + GEMM;
@@ -280,6 +281,28 @@ TEST_CASE("RMSNorm and SiLU x up with the quantizer inside: codes bit-exact for 
                         REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
                         CHECK_MESSAGE(dy2.download() == y, "rmsnorm m=" << m << " k=" << k << ": y without codes differs from y with codes");
                     }
+                    {
+                        // The residual add in the same pass: the sum bit-exact to the model's fp16
+                        // add (fp32 sum, one rounding), y and codes bit-identical to the plain kernel's
+                        // on that sum.
+                        const auto delta = random_x(m, k, rng, 2.f);
+                        std::vector<uint16_t> sum_ref(delta.size());
+                        for (size_t i = 0; i < delta.size(); ++i) sum_ref[i] = float_to_half(half_to_float(x[i]) + half_to_float(delta[i]));
+                        dbuf<uint16_t> dd(delta), dsum(delta.size()), dy3(delta.size()), dy4(delta.size());
+                        dbuf<int8_t> dq3(delta.size()), dq4(delta.size());
+                        dbuf<float> ds3(size_t(m) * groups), ds4(size_t(m) * groups);
+                        dsum.poison(), dy3.poison(), dq3.poison(), ds3.poison();
+                        auto *sumh = reinterpret_cast<__half *>(dsum.ptr);
+                        REQUIRE(add_rmsnorm_quant_int8(xh, reinterpret_cast<const __half *>(dd.ptr), gh, eps, m, k, sumh, reinterpret_cast<__half *>(dy3.ptr),
+                                                       {dq3.ptr, ds3.ptr, bits, order}, nullptr)
+                                    .ok());
+                        REQUIRE(rmsnorm_quant_int8(sumh, gh, eps, m, k, reinterpret_cast<__half *>(dy4.ptr), {dq4.ptr, ds4.ptr, bits, order}, nullptr).ok());
+                        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+                        CHECK_MESSAGE(dsum.download() == sum_ref, "add_rmsnorm m=" << m << " k=" << k << ": sum differs from the fp16 add");
+                        CHECK_MESSAGE(dy3.download() == dy4.download(), "add_rmsnorm m=" << m << " k=" << k << ": y differs from rmsnorm of the sum");
+                        CHECK(dq3.download() == dq4.download());
+                        CHECK(ds3.download() == ds4.download());
+                    }
                     // SiLU x up, gate and up interleaved by row (ld = 2k), as a fused gate_up GEMM writes them.
                     dy.poison(), dq.poison(), ds.poison();
                     REQUIRE(silu_mul_quant_int8(guh, guh + k, 2 * k, m, k, yh, {dq.ptr, ds.ptr, bits, order}, nullptr).ok());
@@ -321,6 +344,8 @@ TEST_CASE("RMSNorm and SiLU x up with the quantizer inside: codes bit-exact for 
     CHECK(silu_mul_quant_int8(h, h, 128, 1, 128, nullptr, {}, nullptr).code == qb::status_code::invalid_argument);
     CHECK(silu_mul_quant_int8(h, h, 100, 1, 128, h, {}, nullptr).code == qb::status_code::invalid_argument);
     CHECK(rmsnorm_quant_int8(h, h, 1e-5f, 1, 128, nullptr, {q.ptr, s.ptr, 5}, nullptr).code == qb::status_code::unsupported_option);
+    CHECK(add_rmsnorm_quant_int8(h, h, h, 1e-5f, 1, 128, h, nullptr, {}, nullptr).reason.find("must not alias") != std::string::npos);
+    CHECK(add_rmsnorm_quant_int8(h, nullptr, h, 1e-5f, 1, 128, h, nullptr, {}, nullptr).code == qb::status_code::invalid_argument);
 }
 
 TEST_CASE("the fused quantizer's division-free code equals rint(x / scale) on every fp16 input") {
