@@ -5,6 +5,7 @@
 // stream. Kernel statuses become qb::error naming the layer's values.
 #include "backends/backend.h"
 #include "config.h"
+#include "model/tensor_rows.h"
 
 #if QBENCH_HAVE_CUDA
 #include "cublas_gemm/cublas_gemm.h"
@@ -23,6 +24,8 @@
 #include <fmt/ranges.h>
 
 #include <mutex>
+#include <optional>
+#include <span>
 
 namespace qb {
 namespace {
@@ -101,6 +104,36 @@ int act_bits_for(const json &o, const std::string &layer_name) {
 // A layer's activation bits: what its quantizer set (layer.act_quant), else the back-end options.
 int layer_act_bits(const json &o, const linear_layer &layer) {
     return layer.act_quant.enabled() ? layer.act_quant.bits : act_bits_for(o, layer.name);
+}
+
+// The parts' names joined, naming their concatenation ("layers.0.self_attn.q_proj+k_proj+v_proj").
+std::string fused_name(std::span<const linear_layer *const> parts) {
+    const std::string &first = parts.front()->name;
+    const size_t dot = first.rfind('.');
+    const std::string prefix = dot == std::string::npos ? std::string() : first.substr(0, dot + 1);
+    std::string name = first;
+    for (const auto *p : parts.subspan(1)) name += "+" + (!prefix.empty() && p->name.starts_with(prefix) ? p->name.substr(prefix.size()) : p->name);
+    return name;
+}
+
+// The parts as one layer for a back-end's bind_fused, unless its options turn fusing off or they
+// cannot be concatenated (why_not says which).
+std::optional<linear_layer> fusable(const json &o, std::span<const linear_layer *const> parts, std::string &why_not) {
+    if (!o.value("fuse_projections", true)) why_not = "fuse_projections: false";
+    else if (parts.empty()) why_not = "no layers to fuse";
+    if (!why_not.empty()) return std::nullopt;
+    auto layer = concatenated_linear(parts, fused_name(parts), why_not);
+    if (!why_not.empty()) return std::nullopt;
+    return layer;
+}
+
+// be.bind(layer) where be.supports(layer) says yes; null with its reason otherwise.
+std::shared_ptr<const linear_runtime> bind_if_supported(const backend &be, const linear_layer &layer, at::ScalarType dtype, std::string &why_not) {
+    if (auto st = be.supports(layer, layer.weight.device(), dtype); !st) {
+        why_not = st.reason;
+        return nullptr;
+    }
+    return be.bind(layer, dtype);
 }
 
 class w6_runtime final : public linear_runtime {
@@ -219,9 +252,15 @@ public:
     act_codes silu_mul_codes(const at::Tensor &gate_in, const at::Tensor &up_in, act_codes_request want, at::Tensor *y) const override {
         if (up_in.sizes() != gate_in.sizes())
             fail("silu_mul_quant_int8: gate [{}] and up [{}] differ in shape", fmt::join(gate_in.sizes(), ", "), fmt::join(up_in.sizes(), ", "));
-        auto gate = as_2d(gate_in, gate_in.size(-1), "silu_mul_quant_int8"), up = as_2d(up_in, up_in.size(-1), "silu_mul_quant_int8");
-        return produce(gate_in, gate, want, y, "SiLU x up with codes", [&](int m, int k, __half *yp, const act_codes_out &out) {
-            return silu_mul_quant_int8(half_ptr(gate), half_ptr(up), k, m, k, yp, out, current_stream());
+        const int64_t k = gate_in.size(-1);
+        for (const auto *t : {&gate_in, &up_in})
+            if (!t->is_cuda() || t->scalar_type() != at::kHalf)
+                fail("silu_mul_quant_int8: input is {} on {} (needs fp16 on CUDA)", c10::toString(t->scalar_type()), t->device().str());
+        // Read in place where both have one row stride (slices of a fused gate_up GEMM's output).
+        auto gate = rows_of(gate_in, k), up = rows_of(up_in, k);
+        if (gate.ld != up.ld || gate.ld % 4) gate = rows_of(gate_in.contiguous(), k), up = rows_of(up_in.contiguous(), k);
+        return produce(gate_in, gate.rows, want, y, "SiLU x up with codes", [&](int m, int, __half *yp, const act_codes_out &out) {
+            return silu_mul_quant_int8(half_ptr(gate.rows), half_ptr(up.rows), int(gate.ld), m, int(k), yp, out, current_stream());
         });
     }
     std::string describe() const override { return "RMSNorm and SiLU x up write w6_imma's int8 codes (producer_quant)"; }
@@ -236,7 +275,7 @@ private:
         if (want.bits != 6 && want.bits != 8) fail("activation producer: bits must be 6 or 8 (bits={})", want.bits);
         const int64_t m = in2.size(0), k = in2.size(1);
         act_codes c{want, at::empty({m, k}, in2.options().dtype(at::kChar)), at::empty({k / group_size, m}, in2.options().dtype(at::kFloat))};
-        at::Tensor yt = y ? at::empty_like(in2) : at::Tensor();
+        at::Tensor yt = y ? at::empty({m, k}, in2.options()) : at::Tensor();
         const act_codes_out out{c.q.data_ptr<int8_t>(), c.scales.data_ptr<float>(), want.bits, order_of(want.layout)};
         throw_if(launch(int(m), int(k), y ? half_ptr(yt) : nullptr, out), what);
         if (y) *y = yt.view(in.sizes());
@@ -310,6 +349,20 @@ public:
                                             fmt::format("{} w6a{} g128 (n={}, k={})", name(), a_bits, n, k));
     }
 
+    std::shared_ptr<const linear_runtime> bind_fused(std::span<const linear_layer *const> parts, at::ScalarType dtype, std::string &why_not) const override {
+        auto layer = fusable(options_, parts, why_not);
+        if (!layer) return nullptr;
+        // Bits by each part's own name (a8_layers) or quantizer: one GEMM runs one activation width.
+        const int a_bits = layer_act_bits(options_, *parts.front());
+        for (const auto *p : parts)
+            if (const int b = layer_act_bits(options_, *p); b != a_bits) {
+                why_not = fmt::format("{} takes a{} activations, {} a{}", parts.front()->name, a_bits, p->name, b);
+                return nullptr;
+            }
+        layer->act_quant = {a_bits, group_size};
+        return bind_if_supported(*this, *layer, dtype, why_not);
+    }
+
     std::shared_ptr<const activation_producer> producer() const override {
         if (kind_ == w6_kind::btc || !options_.value("act_producer", true)) return nullptr; // flexq_btc reads bit planes
         return std::make_shared<w6_producer>();
@@ -368,7 +421,7 @@ private:
 
 class blas_backend final : public backend {
 public:
-    explicit blas_backend(blas_kind kind) : kind_(kind) {}
+    blas_backend(blas_kind kind, json options) : kind_(kind), options_(std::move(options)) {}
     const char *name() const { return kind_ == blas_kind::fp16 ? "fp16" : kind_ == blas_kind::lt_w8a8 ? "cublaslt_w8a8" : "cublas_w8a8_legacy"; }
 
     status supports(const linear_layer &layer, at::Device device, at::ScalarType dtype) const override {
@@ -418,8 +471,14 @@ public:
                                               fmt::format("{} w8a8 per-channel x per-token", name()));
     }
 
+    std::shared_ptr<const linear_runtime> bind_fused(std::span<const linear_layer *const> parts, at::ScalarType dtype, std::string &why_not) const override {
+        const auto layer = fusable(options_, parts, why_not);
+        return layer ? bind_if_supported(*this, *layer, dtype, why_not) : nullptr;
+    }
+
 private:
     blas_kind kind_;
+    json options_;
 };
 
 } // namespace
@@ -427,9 +486,9 @@ private:
 std::unique_ptr<backend> make_w6_imma_backend(const json &o) { return std::make_unique<w6_backend>(w6_kind::imma, o); }
 std::unique_ptr<backend> make_flexq_btc_backend(const json &o) { return std::make_unique<w6_backend>(w6_kind::btc, o); }
 std::unique_ptr<backend> make_w6ax_backend(const json &o) { return std::make_unique<w6_backend>(w6_kind::autopick, o); }
-std::unique_ptr<backend> make_fp16_backend(const json &) { return std::make_unique<blas_backend>(blas_kind::fp16); }
-std::unique_ptr<backend> make_cublaslt_w8a8_backend(const json &) { return std::make_unique<blas_backend>(blas_kind::lt_w8a8); }
-std::unique_ptr<backend> make_cublas_w8a8_legacy_backend(const json &) { return std::make_unique<blas_backend>(blas_kind::legacy); }
+std::unique_ptr<backend> make_fp16_backend(const json &o) { return std::make_unique<blas_backend>(blas_kind::fp16, o); }
+std::unique_ptr<backend> make_cublaslt_w8a8_backend(const json &o) { return std::make_unique<blas_backend>(blas_kind::lt_w8a8, o); }
+std::unique_ptr<backend> make_cublas_w8a8_legacy_backend(const json &o) { return std::make_unique<blas_backend>(blas_kind::legacy, o); }
 
 } // namespace qb
 #endif

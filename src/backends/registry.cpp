@@ -10,8 +10,15 @@ namespace {
 
 // Activation widths of the W6 back-ends: the default, and the layers that take 8 bits (the FlexQ
 // paper's preset keeps mlp.down_proj at A8).
+option_spec fuse_projections_option() {
+    return {"fuse_projections", option_type::boolean, true,
+            "q, k, v (and gate, up) of each layer as one GEMM, their outputs side by side: one launch and a wider grid per group; false: one GEMM "
+            "per projection"};
+}
+
 std::vector<option_spec> w6_options() {
     return {
+        fuse_projections_option(),
         {"a_bits", option_type::integer, 6, "activation bits of the layers not listed in a8_layers (6 or 8)", 6, 8},
         {"a8_layers", option_type::string, "mlp.down_proj", "comma-separated substrings of layer names that use 8-bit activations"},
         {"act_producer", option_type::boolean, true,
@@ -26,13 +33,13 @@ std::vector<backend_entry> entries() {
          make_torch_ref_backend},
     };
 #if QBENCH_HAVE_CUDA
-    e.push_back({{"fp16", "cuBLAS fp16 GEMM (TN, fp32 accumulate) on the (dequantized) weight; CUDA, fp16", {}}, make_fp16_backend});
+    e.push_back({{"fp16", "cuBLAS fp16 GEMM (TN, fp32 accumulate) on the (dequantized) weight; CUDA, fp16", {fuse_projections_option()}}, make_fp16_backend});
     e.push_back({{"cublaslt_w8a8",
                   "cuBLASLt int8 TN GEMM, per-token x per-channel scales (unfused epilogue kernel: cuBLASLt offers no fused int8 "
                   "outer-vector scaling on sm_90); per-channel int8 weights; CUDA, fp16",
-                  {}},
+                  {fuse_projections_option()}},
                  make_cublaslt_w8a8_backend});
-    e.push_back({{"cublas_w8a8_legacy", "the FlexQ paper's baseline: cublasGemmEx int8 NN, int32 out, then a scale kernel; CUDA, fp16", {}},
+    e.push_back({{"cublas_w8a8_legacy", "the FlexQ paper's baseline: cublasGemmEx int8 NN, int32 out, then a scale kernel; CUDA, fp16", {fuse_projections_option()}},
                  make_cublas_w8a8_legacy_backend});
     e.push_back({{"w6_imma", "W6Ax: 6-bit packed weights unpacked to int8 in registers, int8 tensor cores (mma.sync; wgmma for m > 32 on sm_90a), fp32 group scales; CUDA, fp16",
                   w6_options()},

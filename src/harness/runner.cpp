@@ -154,7 +154,9 @@ run_summary run_experiment(const run_options &o) {
                 ++summary.skipped_unsupported;
                 continue;
             }
-            for (auto *layer : model.linears()) layer->runtime = be->bind(*layer, model.dtype());
+            record.set_field("fused_projections", fuse_projections(model, *be));
+            for (auto *layer : model.linears())
+                if (!layer->runtime) layer->runtime = be->bind(*layer, model.dtype());
             model.producer = be->producer();
             if (model.producer) record.set_field("activation_producer", model.producer->describe());
 

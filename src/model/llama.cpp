@@ -94,13 +94,13 @@ at::Tensor apply_rope(const at::Tensor &x, const rope_tables &r, rope_style styl
 
 // The codes every one of `readers` multiplies directly for m tokens, when they all ask for the same
 // and the model has a producer to write them; bits 0 otherwise.
-act_codes_request shared_codes_request(const activation_producer *producer, std::initializer_list<const linear_layer *> readers, int64_t m) {
+act_codes_request shared_codes_request(const activation_producer *producer, const std::vector<const linear_runtime *> &readers, int64_t m) {
     if (!producer) return {};
     act_codes_request want;
-    for (const auto *l : readers) {
-        if (!l->runtime) return {};
-        const auto r = l->runtime->codes_wanted(m);
-        if (r.bits == 0 || (l != *readers.begin() && !(r == want))) return {};
+    for (size_t i = 0; i < readers.size(); ++i) {
+        if (!readers[i]) return {};
+        const auto r = readers[i]->codes_wanted(m);
+        if (r.bits == 0 || (i > 0 && !(r == want))) return {};
         want = r;
     }
     return want;
@@ -209,18 +209,36 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
         pending = at::Tensor();
         return codes;
     };
+    // The linears reading one norm's output: by their fused runtime where the layer has one (each
+    // output a view of its [..., N1 + N2 + ...] result), else one by one; from the producer's codes
+    // where every reader takes the same.
+    auto project = [&](const std::shared_ptr<const linear_runtime> &fused, std::initializer_list<const linear_layer *> parts, const at::Tensor &gain) {
+        std::vector<at::Tensor> out;
+        if (fused) {
+            const auto want = shared_codes_request(prod, {fused.get()}, m);
+            const at::Tensor y = want.bits ? fused->forward_codes(norm_residual_codes(gain, want), prefix) : fused->forward(norm_residual(gain));
+            int64_t offset = 0;
+            for (const auto *l : parts) {
+                out.push_back(y.narrow(-1, offset, l->out_features()));
+                offset += l->out_features();
+            }
+            return out;
+        }
+        std::vector<const linear_runtime *> runtimes;
+        for (const auto *l : parts) runtimes.push_back(l->runtime.get());
+        if (const auto want = shared_codes_request(prod, runtimes, m); want.bits) {
+            const auto codes = norm_residual_codes(gain, want);
+            for (const auto *l : parts) out.push_back(l->runtime->forward_codes(codes, prefix));
+        } else {
+            const auto x = norm_residual(gain);
+            for (const auto *l : parts) out.push_back(l->forward(x));
+        }
+        return out;
+    };
     for (size_t li = 0; li < model.layers.size(); ++li) {
         const auto &layer = model.layers[li];
-        at::Tensor q, k, v;
-        if (const auto want = shared_codes_request(prod, {&layer.q_proj, &layer.k_proj, &layer.v_proj}, m); want.bits) {
-            const auto codes = norm_residual_codes(layer.attn_norm, want);
-            q = layer.q_proj.runtime->forward_codes(codes, prefix);
-            k = layer.k_proj.runtime->forward_codes(codes, prefix);
-            v = layer.v_proj.runtime->forward_codes(codes, prefix);
-        } else {
-            auto x = norm_residual(layer.attn_norm);
-            q = layer.q_proj.forward(x), k = layer.k_proj.forward(x), v = layer.v_proj.forward(x);
-        }
+        auto qkv = project(layer.qkv, {&layer.q_proj, &layer.k_proj, &layer.v_proj}, layer.attn_norm);
+        at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
         at::Tensor attn;
         if (at_pos.fused_attention) {
             attn = at_pos.fused_attention(li, q, k, v);
@@ -237,16 +255,9 @@ at::Tensor run_decoder(const llama_model &model, const at::Tensor &tokens, const
             attn = attn.transpose(1, 2).reshape({bsz, t, c.dim});
         }
         pending = layer.o_proj.forward(attn);
-        at::Tensor gate, up;
-        if (const auto want = shared_codes_request(prod, {&layer.gate_proj, &layer.up_proj}, m); want.bits) {
-            const auto codes = norm_residual_codes(layer.ffn_norm, want);
-            gate = layer.gate_proj.runtime->forward_codes(codes, prefix);
-            up = layer.up_proj.runtime->forward_codes(codes, prefix);
-        } else {
-            auto y = norm_residual(layer.ffn_norm);
-            gate = layer.gate_proj.forward(y), up = layer.up_proj.forward(y);
-        }
-        if (const auto want = shared_codes_request(prod, {&layer.down_proj}, m); want.bits)
+        const auto gate_up = project(layer.gate_up, {&layer.gate_proj, &layer.up_proj}, layer.ffn_norm);
+        const at::Tensor &gate = gate_up[0], &up = gate_up[1];
+        if (const auto want = shared_codes_request(prod, {layer.down_proj.runtime.get()}, m); want.bits)
             pending = layer.down_proj.runtime->forward_codes(prod->silu_mul_codes(gate, up, want), prefix);
         else
             pending = layer.down_proj.forward(at_pos.fused_silu_mul ? at_pos.fused_silu_mul(gate, up) : at::silu(gate) * up);

@@ -97,6 +97,10 @@ struct linear_layer {
 struct decoder_layer {
     at::Tensor attn_norm, ffn_norm; // [dim]
     linear_layer q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+    // Where the back-end binds them as one GEMM (fuse_projections, src/backends/backend.h): [q | k | v]
+    // and [gate | up] side by side along the output. The forward pass then runs these and reads
+    // each projection as a view of the output; null: one GEMM per projection.
+    std::shared_ptr<const linear_runtime> qkv, gate_up;
 };
 
 // Keys and values of past positions, per layer, preallocated to a maximum length so that decoding

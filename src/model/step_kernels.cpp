@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "core/error.h"
+#include "model/tensor_rows.h"
 
 #include <ATen/ATen.h>
 
@@ -174,13 +175,18 @@ at::Tensor fused_silu_mul(const llama_model &model, const at::Tensor &gate, cons
 #else
     if (auto why = fused_step_norms_unsupported(model); !why.empty()) fail("fused SiLU x up: {}", why);
     const int64_t k = model.config.hidden_dim;
-    check_fp16_rows(model, gate, k, "fused SiLU x up", "gate");
-    check_fp16_rows(model, up, k, "fused SiLU x up", "up");
+    for (const auto *t : {&gate, &up})
+        if (t->dim() < 1 || t->size(-1) != k || t->scalar_type() != at::kHalf || t->device() != model.device())
+            fail("fused SiLU x up: {} must be [..., {}] fp16 on {}, got [{}] {} on {}", t == &gate ? "gate" : "up", k, model.device().str(),
+                 fmt::join(t->sizes(), ", "), c10::toString(t->scalar_type()), t->device().str());
     if (gate.sizes() != up.sizes()) fail("fused SiLU x up: gate [{}] and up [{}] differ", fmt::join(gate.sizes(), ", "), fmt::join(up.sizes(), ", "));
-    auto y = at::empty_like(gate);
-    const auto st = w6::silu_mul_quant_int8(reinterpret_cast<const __half *>(gate.data_ptr<at::Half>()), reinterpret_cast<const __half *>(up.data_ptr<at::Half>()),
-                                            int(k), int(gate.numel() / k), int(k), reinterpret_cast<__half *>(y.data_ptr<at::Half>()), w6::act_codes_out{},
-                                            at::cuda::getCurrentCUDAStream().stream());
+    // Read in place where both have one row stride (slices of a fused gate_up GEMM's output).
+    auto g = rows_of(gate, k), u = rows_of(up, k);
+    if (g.ld != u.ld || g.ld % 4) g = rows_of(gate.contiguous(), k), u = rows_of(up.contiguous(), k);
+    auto y = at::empty(gate.sizes(), gate.options().memory_format(at::MemoryFormat::Contiguous));
+    const auto st = w6::silu_mul_quant_int8(reinterpret_cast<const __half *>(g.rows.data_ptr<at::Half>()),
+                                            reinterpret_cast<const __half *>(u.rows.data_ptr<at::Half>()), int(g.ld), int(g.rows.size(0)), int(k),
+                                            reinterpret_cast<__half *>(y.data_ptr<at::Half>()), w6::act_codes_out{}, at::cuda::getCurrentCUDAStream().stream());
     if (!st.ok()) fail("fused SiLU x up: {}", st.reason);
     return y;
 #endif

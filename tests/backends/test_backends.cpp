@@ -7,7 +7,8 @@
 //     against the same runtime fed the producer's own fp16 output (bit-identical), and a W6 model
 //     with the producer against one without; a decode step captured as a CUDA graph against the same
 //     step run eagerly (equal) and against KV-cache decoding, with each back-end bound and with the
-//     fused decode attention kernel and ATen's (layer 0's cache bit-identical either way).
+//     fused decode attention kernel and ATen's (layer 0's cache bit-identical either way); q, k, v as
+//     one GEMM against three, on every back-end.
 #include "backends/backend.h"
 #include "config.h"
 #include "model/decode_graph.h"
@@ -46,6 +47,21 @@ double nmse(const at::Tensor &a, const at::Tensor &ref) {
     auto d = (a.to(at::kDouble) - ref.to(at::kDouble)).pow(2).sum();
     return (d / ref.to(at::kDouble).pow(2).sum()).item<double>();
 }
+
+// torch_ref that also binds q, k, v / gate, up as one layer (the concatenation): the fusion's model
+// and harness side without a GPU.
+struct fusing_torch_ref final : backend {
+    std::unique_ptr<backend> ref = backends().get("torch_ref").create(json::object());
+    mutable int fused_binds = 0;
+    status supports(const linear_layer &l, at::Device d, at::ScalarType t) const override { return ref->supports(l, d, t); }
+    std::shared_ptr<const linear_runtime> bind(const linear_layer &l, at::ScalarType t) const override { return ref->bind(l, t); }
+    std::shared_ptr<const linear_runtime> bind_fused(std::span<const linear_layer *const> parts, at::ScalarType t, std::string &why_not) const override {
+        auto layer = concatenated_linear(parts, "fused", why_not);
+        if (!why_not.empty()) return nullptr;
+        ++fused_binds;
+        return ref->bind(layer, t);
+    }
+};
 
 } // namespace
 
@@ -88,6 +104,70 @@ TEST_CASE("CUDA back-ends are registered and refuse CPU, non-fp16 and unsupporte
 #else
     CHECK(backends().find("w6_imma") == nullptr); // CPU-only build: no CUDA back-ends registered
 #endif
+}
+
+TEST_CASE("fused projections: q, k, v and gate, up as one GEMM each give the model's logits; what cannot fuse says why") {
+    c10::InferenceMode guard;
+    // GQA (k, v narrower than q), biases on q, k, v, RTN W4 g32 weights with A8 activations: the
+    // concatenation must carry every part's weight, scales, bias and activation setting.
+    auto cfg = qb::test::llama_config_of(64, 96, 2, 4, 2, 50);
+    cfg.qkv_bias = true;
+    auto base = llama_make_synthetic(cfg, 7, at::kFloat, at::kCPU);
+    for (auto *l : base.linears()) {
+        l->qweight = quantize_weight_rtn(l->weight, 4, 32, true);
+        l->act_quant = {8, 0};
+    }
+    const auto ref_be = backends().get("torch_ref").create(json::object());
+    auto per_layer = base, fused = base;
+    for (auto *l : per_layer.linears()) l->runtime = ref_be->bind(*l, at::kFloat);
+    fusing_torch_ref fuse_be;
+    const std::string summary = fuse_projections(fused, fuse_be);
+    CHECK(summary == "q, k, v: one GEMM in every layer; gate, up: one GEMM in every layer");
+    CHECK(fuse_be.fused_binds == 4);
+    for (const auto &l : fused.layers) {
+        CHECK(l.qkv);
+        CHECK(l.gate_up);
+        CHECK(l.k_proj.runtime->describe().rfind("outputs 64..95 of ", 0) == 0);
+        CHECK(l.o_proj.runtime == nullptr); // left for the caller
+    }
+    for (auto *l : fused.linears())
+        if (!l->runtime) l->runtime = ref_be->bind(*l, at::kFloat);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    const auto tokens = at::randint(50, {2, 7}, gen, at::TensorOptions().dtype(at::kLong));
+    // Each output is the same dot product over K = 64 or 96 fp32 terms; only the matmul's blocking for
+    // the wider shape may order the sums differently: a few 2^-24 relative to sum |terms| (~ the
+    // output's own scale here) per layer. 1e-10 of the logits' energy is far above that and far below
+    // any mixed-up column (one wrong column of q would be ~1e-2).
+    const auto want = per_layer.forward(tokens), got = fused.forward(tokens);
+    const double e = nmse(got, want);
+    MESSAGE("fused vs per-layer logits NMSE " << e);
+    CHECK(e < 1e-10);
+    // Prefill then decoding steps (the KV-cache path reads k and v as views of the fused output).
+    auto cache_a = per_layer.make_cache(2, 16), cache_b = fused.make_cache(2, 16);
+    per_layer.forward(tokens.narrow(1, 0, 5), &cache_a);
+    fused.forward(tokens.narrow(1, 0, 5), &cache_b);
+    auto pos = at::full({1}, 5, at::TensorOptions().dtype(at::kLong));
+    CHECK(nmse(fused.forward_step(tokens.narrow(1, 5, 1), pos, cache_b, false), per_layer.forward_step(tokens.narrow(1, 5, 1), pos, cache_a, false)) < 1e-10);
+    // A part's runtime alone gives its slice (what other callers of linear_layer::forward see).
+    const auto x = at::randn({3, 64}, gen);
+    CHECK(nmse(fused.layers[1].v_proj.forward(x), per_layer.layers[1].v_proj.forward(x)) < 1e-10);
+
+    // What cannot be fused is named with the layers and values.
+    auto mixed = base;
+    mixed.layers[0].v_proj.act_quant = {6, 128};
+    std::string why;
+    const linear_layer *parts[] = {&mixed.layers[0].q_proj, &mixed.layers[0].k_proj, &mixed.layers[0].v_proj};
+    concatenated_linear(parts, "x", why);
+    CHECK(why == "layers.0.self_attn.q_proj and layers.0.self_attn.v_proj differ in activation quantization (a8 per-token vs a6 g128)");
+    fusing_torch_ref fb2;
+    const std::string partial = fuse_projections(mixed, fb2);
+    CHECK(partial.rfind("q, k, v: one GEMM in 1 of 2 layers (layers.0.self_attn.q_proj: layers.0.self_attn.q_proj and layers.0.self_attn.v_proj differ", 0) == 0);
+    CHECK(!mixed.layers[0].qkv);
+    CHECK(mixed.layers[0].q_proj.runtime == nullptr);
+    auto plain = base;
+    CHECK(fuse_projections(plain, *ref_be) ==
+          "q, k, v: one GEMM in 0 of 2 layers (layers.0.self_attn.q_proj: the back-end binds one layer at a time); gate, up: one GEMM in 0 of 2 "
+          "layers (layers.0.mlp.gate_proj: the back-end binds one layer at a time)");
 }
 
 } // TEST_SUITE
@@ -219,10 +299,14 @@ TEST_CASE("decode graph: each replay equals the same step run eagerly, and follo
             auto model = llama_make_synthetic(cfg, 5, at::kHalf, cuda);
             if (!name.empty()) {
                 auto be = backends().get(name).create(name == "w6ax" || name == "flexq_btc" ? w6_opts() : json::object());
-                for (auto *l : model.linears()) {
+                for (auto *l : model.linears())
                     if (name == "w6ax" || name == "flexq_btc") l->qweight = quantize_weight_rtn(l->weight.to(at::kFloat).cpu(), 6, 128, true);
-                    l->runtime = be->bind(*l, at::kHalf);
-                }
+                // With the fused step kernels, q, k, v and gate, up as one GEMM each (as the harness
+                // binds them: attention and SiLU x up read their slices in place); with ATen's, one
+                // GEMM per projection: both of the forward pass's routes.
+                if (fuse) CHECK(fuse_projections(model, *be) == "q, k, v: one GEMM in every layer; gate, up: one GEMM in every layer");
+                for (auto *l : model.linears())
+                    if (!l->runtime) l->runtime = be->bind(*l, at::kHalf);
                 model.producer = be->producer();
             }
             REQUIRE(fused_step_attention_unsupported(model).empty());
@@ -281,6 +365,53 @@ TEST_CASE("decode graph: each replay equals the same step run eagerly, and follo
             CHECK(by_graph.length == 14);
             CHECK_THROWS_WITH_AS(graph.step(tokens.narrow(1, 0, 2)), doctest::Contains("do not match"), std::exception);
         }
+}
+
+TEST_CASE("fused projections on every CUDA back-end: q, k, v as one GEMM give each projection's own outputs") {
+    c10::InferenceMode guard;
+    const at::Device cuda(at::kCUDA);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(17);
+    for (const char *be_name : {"fp16", "cublaslt_w8a8", "cublas_w8a8_legacy", "w6_imma", "w6ax", "flexq_btc"}) {
+        const std::string name = be_name;
+        CAPTURE(name);
+        const bool w6 = name.rfind("w6", 0) == 0 || name == "flexq_btc";
+        auto be = backends().get(name).create(w6 ? w6_opts() : json::object());
+        // GQA widths; make_layer draws every weight from one seed, so each part is scaled apart to
+        // make a column mix-up visible.
+        auto q = make_layer("layers.0.self_attn.q_proj", 256, 512, cuda, w6), k = make_layer("layers.0.self_attn.k_proj", 128, 512, cuda, w6),
+             v = make_layer("layers.0.self_attn.v_proj", 128, 512, cuda, w6);
+        k.weight = k.weight * 2, v.weight = v.weight * -3;
+        if (w6)
+            for (auto *l : {&k, &v}) {
+                l->qweight = quantize_weight_rtn(l->weight.to(at::kFloat).cpu(), 6, 128, true);
+                l->qweight->q = l->qweight->q.to(cuda), l->qweight->scales = l->qweight->scales.to(cuda);
+            }
+        const linear_layer *parts[] = {&q, &k, &v};
+        std::string why;
+        const auto fused = be->bind_fused(parts, at::kHalf, why);
+        REQUIRE_MESSAGE(fused, why);
+        const auto rq = be->bind(q, at::kHalf), rk = be->bind(k, at::kHalf), rv = be->bind(v, at::kHalf);
+        for (int64_t m : {1, 5, 17, 200}) {
+            CAPTURE(m);
+            auto x = at::randn({1, m, 512}, gen).to(at::kHalf).to(cuda);
+            const auto y = fused->forward(x);
+            REQUIRE(y.sizes() == at::IntArrayRef({1, m, 512}));
+            int64_t offset = 0;
+            for (const auto &rt : {rq, rk, rv}) {
+                const auto sep = rt->forward(x).to(at::kFloat);
+                const auto part = y.narrow(-1, offset, sep.size(-1)).to(at::kFloat);
+                offset += sep.size(-1);
+                // The same integer (or fp16) dot products and scales; the kernel's choices for the
+                // wider shape (split of K, algorithm) may sum its fp32 partials in another order: a
+                // few 2^-24 relative to the partials' magnitudes (<= 2^-18 of the largest output
+                // here), then one fp16 rounding, which two nearly equal values may take to adjacent
+                // fp16 numbers (2^-10 relative).
+                const auto bound = sep.abs() * (1.0 / 1024) + sep.abs().max() * (1.0 / (1 << 18));
+                const auto over = ((part - sep).abs() > bound).sum().item<int64_t>();
+                CHECK_MESSAGE(over == 0, over << " outputs beyond the bound; equal bits: " << at::equal(part, sep));
+            }
+        }
+    }
 }
 
 TEST_CASE("cuBLASLt W8A8 and the legacy call agree with torch_ref on a dense layer") {
