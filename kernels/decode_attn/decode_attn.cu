@@ -2,6 +2,8 @@
 // chunk warp w handles rows w, w + 8, ..., each lane D / 32 elements of a row, so a row is one
 // coalesced read per warp.
 #include "common/cuda_check.h"
+#include "common/pdl_launch.h"
+#include "common/sm90_async.cuh"
 #include "decode_attn/decode_attn.h"
 
 #include <algorithm>
@@ -129,6 +131,7 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     __half *out = a.out + (size_t(b) * a.heads + size_t(g) * group) * D; // this group's query heads
 
+    qb::cuda::sm90::pdl_enter(); // pos, q, k and v come from the kernels ahead
     const int64_t p = *a.pos;
     if (p < 0 || p >= a.capacity || p >= a.rope_rows) {
         if (split == 0)
@@ -360,16 +363,16 @@ status decode_attention(const decode_attn_args &a, cudaStream_t stream) {
     const dim3 grid(unsigned(splits_of(a.batch, a.kv_heads, a.capacity)), unsigned(groups));
     const int group = a.heads / a.kv_heads;
     auto launch = [&](auto d_tag, auto g_tag) {
-        decode_attn_kernel<decltype(d_tag)::value, decltype(g_tag)::value><<<grid, block_threads, 0, stream>>>(a, int(grid.x));
+        return qb::cuda::launch_maybe_pdl(decode_attn_kernel<decltype(d_tag)::value, decltype(g_tag)::value>, grid, dim3(block_threads), 0, stream,
+                                          a.pdl, a, int(grid.x));
     };
     auto with_group = [&](auto d_tag) {
-        if (group == 1) launch(d_tag, std::integral_constant<int, 1>{});
-        else if (group == 2) launch(d_tag, std::integral_constant<int, 2>{});
-        else if (group <= 4) launch(d_tag, std::integral_constant<int, 4>{});
-        else launch(d_tag, std::integral_constant<int, 8>{});
+        if (group == 1) return launch(d_tag, std::integral_constant<int, 1>{});
+        if (group == 2) return launch(d_tag, std::integral_constant<int, 2>{});
+        if (group <= 4) return launch(d_tag, std::integral_constant<int, 4>{});
+        return launch(d_tag, std::integral_constant<int, 8>{});
     };
-    if (a.head_dim == 64) with_group(std::integral_constant<int, 64>{});
-    else with_group(std::integral_constant<int, 128>{});
+    QB_CUDA_TRY(a.head_dim == 64 ? with_group(std::integral_constant<int, 64>{}) : with_group(std::integral_constant<int, 128>{}));
     QB_CUDA_TRY_LAUNCH();
     return status::success();
 }

@@ -54,6 +54,9 @@ struct decode_attn_args {
     // decode_attn_scratch_bytes() bytes, zero-filled before the first launch; every launch leaves
     // them ready for the next (its split counters back at zero).
     void *scratch = nullptr;
+    // Launch with programmatic dependent launch: the blocks may be scheduled while the kernel ahead
+    // in the stream (the GEMM writing q, k, v) drains, and wait for it before reading anything.
+    bool pdl = false;
 };
 
 // Why the kernel cannot run this attention (empty reason: it can). Shapes only; pointers are checked

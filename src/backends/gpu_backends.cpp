@@ -233,7 +233,7 @@ public:
         auto x = as_2d(x_in, x_in.size(-1), "rmsnorm_quant_int8");
         auto g = gain.to(x.device(), at::kHalf).contiguous();
         return produce(x_in, x, want, y, "RMSNorm with codes", [&](int m, int k, __half *yp, const act_codes_out &out) {
-            return rmsnorm_quant_int8(half_ptr(x), half_ptr(g), float(eps), m, k, yp, out, current_stream());
+            return rmsnorm_quant_int8(half_ptr(x), half_ptr(g), float(eps), m, k, yp, out, current_stream(), /*pdl=*/true);
         });
     }
     act_codes add_rms_norm_codes(const at::Tensor &x_in, const at::Tensor &delta_in, const at::Tensor &gain, double eps, act_codes_request want,
@@ -244,7 +244,7 @@ public:
         auto g = gain.to(x.device(), at::kHalf).contiguous();
         auto s = at::empty_like(x);
         auto codes = produce(x_in, x, want, nullptr, "residual add + RMSNorm with codes", [&](int m, int k, __half *yp, const act_codes_out &out) {
-            return add_rmsnorm_quant_int8(half_ptr(x), half_ptr(delta), half_ptr(g), float(eps), m, k, half_ptr(s), yp, out, current_stream());
+            return add_rmsnorm_quant_int8(half_ptr(x), half_ptr(delta), half_ptr(g), float(eps), m, k, half_ptr(s), yp, out, current_stream(), /*pdl=*/true);
         });
         sum = s.view(x_in.sizes());
         return codes;
@@ -260,7 +260,7 @@ public:
         auto gate = rows_of(gate_in, k), up = rows_of(up_in, k);
         if (gate.ld != up.ld || gate.ld % 4) gate = rows_of(gate_in.contiguous(), k), up = rows_of(up_in.contiguous(), k);
         return produce(gate_in, gate.rows, want, y, "SiLU x up with codes", [&](int m, int, __half *yp, const act_codes_out &out) {
-            return silu_mul_quant_int8(half_ptr(gate.rows), half_ptr(up.rows), int(gate.ld), m, int(k), yp, out, current_stream());
+            return silu_mul_quant_int8(half_ptr(gate.rows), half_ptr(up.rows), int(gate.ld), m, int(k), yp, out, current_stream(), /*pdl=*/true);
         });
     }
     std::string describe() const override { return "RMSNorm and SiLU x up write w6_imma's int8 codes (producer_quant)"; }

@@ -68,7 +68,9 @@ std::string step_kernels_description(const llama_model &model, bool fused) {
                "kernel each (producer_quant)";
     if (attn.empty()) return "fused attention (decode_attn); aten RMSNorm and SiLU x up (" + norms + ")";
     if (norms.empty()) return "fused RMSNorm and SiLU x up (producer_quant); aten attention (" + attn + ")";
-    return "aten: RoPE, cache write, masked attention over the whole cache, RMSNorm and SiLU x up as ATen operations (" + attn + ")";
+    // One reason when both share it (no CUDA, not fp16), else each.
+    return "aten: RoPE, cache write, masked attention over the whole cache, RMSNorm and SiLU x up as ATen operations (" +
+           (attn == norms ? attn : "attention: " + attn + "; RMSNorm and SiLU x up: " + norms) + ")";
 }
 
 at::Tensor fused_step_attention(const llama_model &model, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const at::Tensor &pos,
@@ -119,6 +121,7 @@ at::Tensor fused_step_attention(const llama_model &model, const at::Tensor &q, c
     a.batch = int(bsz), a.heads = int(c.n_heads), a.kv_heads = int(c.n_kv_heads), a.head_dim = int(d), a.capacity = int(capacity);
     a.out = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
     a.scratch = cache.step_scratch.data_ptr();
+    a.pdl = true; // scheduled while the q, k, v GEMM drains (the kernel waits for it before reading)
     if (const auto st = attn::decode_attention(a, at::cuda::getCurrentCUDAStream().stream()); !st.ok())
         fail("fused step attention, layer {}: {}", layer, st.reason);
     return out;
@@ -149,9 +152,9 @@ at::Tensor norm_kernel(const llama_model &model, const char *who, const at::Tens
         if (x.sizes() != delta->sizes()) fail("{}: x [{}] and delta [{}] differ", who, fmt::join(x.sizes(), ", "), fmt::join(delta->sizes(), ", "));
         *sum = at::empty_like(x);
         st = w6::add_rmsnorm_quant_int8(xp, reinterpret_cast<const __half *>(delta->data_ptr<at::Half>()), gp, eps, m, int(k),
-                                        reinterpret_cast<__half *>(sum->data_ptr<at::Half>()), yp, w6::act_codes_out{}, stream);
+                                        reinterpret_cast<__half *>(sum->data_ptr<at::Half>()), yp, w6::act_codes_out{}, stream, /*pdl=*/true);
     } else {
-        st = w6::rmsnorm_quant_int8(xp, gp, eps, m, int(k), yp, w6::act_codes_out{}, stream);
+        st = w6::rmsnorm_quant_int8(xp, gp, eps, m, int(k), yp, w6::act_codes_out{}, stream, /*pdl=*/true);
     }
     if (!st.ok()) fail("{}: {}", who, st.reason);
     return y;
@@ -186,7 +189,8 @@ at::Tensor fused_silu_mul(const llama_model &model, const at::Tensor &gate, cons
     auto y = at::empty(gate.sizes(), gate.options().memory_format(at::MemoryFormat::Contiguous));
     const auto st = w6::silu_mul_quant_int8(reinterpret_cast<const __half *>(g.rows.data_ptr<at::Half>()),
                                             reinterpret_cast<const __half *>(u.rows.data_ptr<at::Half>()), int(g.ld), int(g.rows.size(0)), int(k),
-                                            reinterpret_cast<__half *>(y.data_ptr<at::Half>()), w6::act_codes_out{}, at::cuda::getCurrentCUDAStream().stream());
+                                            reinterpret_cast<__half *>(y.data_ptr<at::Half>()), w6::act_codes_out{}, at::cuda::getCurrentCUDAStream().stream(),
+                                            /*pdl=*/true);
     if (!st.ok()) fail("fused SiLU x up: {}", st.reason);
     return y;
 #endif
