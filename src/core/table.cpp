@@ -288,7 +288,7 @@ result_table build_table(const std::vector<recorded_run> &all_runs, const table_
     for (const char *c : {"config_hash", "run_id", "experiment", "git_commit", "git_dirty", "device", "finished"})
         t.machine_header.push_back(c);
 
-    std::set<std::string> commits, devices, datasets;
+    std::set<std::string> commits, devices, datasets, experiments;
     for (size_t i = 0; i < runs.size(); ++i) {
         const auto &r = runs[i];
         std::vector<std::string> row;
@@ -359,6 +359,7 @@ result_table build_table(const std::vector<recorded_run> &all_runs, const table_
         commits.insert(commit.empty() ? std::string("(not a git checkout)")
                                       : commit.substr(0, 12) + (git.value("dirty", false) ? "+dirty" : ""));
         devices.insert(device);
+        experiments.insert(r.manifest.value("experiment", "?"));
         const json run_datasets = r.manifest.value("datasets", json::object()); // items() must not outlive it
         // A corpus is one file (its sha256); a zero-shot task is several files and a template,
         // named by its task_hash (sha256 over every item's document, prompt and target hashes).
@@ -368,7 +369,8 @@ result_table build_table(const std::vector<recorded_run> &all_runs, const table_
                                 : fmt::format("{} task_hash:{}", name, d["task_hash"].get<std::string>().substr(0, 12)));
     }
     auto joined = [](const std::set<std::string> &s) { return join(std::vector<std::string>(s.begin(), s.end()), "; "); };
-    t.notes.push_back(fmt::format("runs: {} completed, experiment {}", runs.size(), runs.front().manifest.value("experiment", "?")));
+    // Runs of several experiments may share a table (a baseline beside its successor): name them all.
+    t.notes.push_back(fmt::format("runs: {} completed, experiment{} {}", runs.size(), experiments.size() > 1 ? "s" : "", joined(experiments)));
     t.notes.push_back("git: " + joined(commits));
     t.notes.push_back("device: " + joined(devices));
     if (!datasets.empty()) t.notes.push_back("datasets: " + joined(datasets));

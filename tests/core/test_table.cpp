@@ -53,6 +53,7 @@ TEST_CASE("identity columns are the fields that differ; metrics show value ± st
     REQUIRE(t.cells.size() == 3);
     CHECK(t.cells[1] == std::vector<std::string>{"llama-2-7b", "rtn", "6", "5.530 ± 0.010", "1000", "bbbbbbbb"});
     CHECK(t.cells[0][2] == ""); // the fp16 row has no w_bits
+    CHECK(t.notes.at(0) == "runs: 3 completed, experiment ppl");
     CHECK(t.notes.at(1) == "git: 0123456789ab");
     CHECK(t.notes.at(2) == "device: CPU: Test CPU");
     CHECK(t.notes.at(3) == "datasets: wikitext2 sha256:feedfacecafe");
@@ -67,6 +68,13 @@ TEST_CASE("only the newest ok record per config hash is shown") {
     REQUIRE(t.cells.size() == 3);
     CHECK(t.cells[1][3] == "5.500 ± 0.010");
     CHECK(t.cells[2][3] == "6.100 ± 0.010");
+}
+
+TEST_CASE("runs of several experiments: the footer names each") {
+    auto runs = three_runs();
+    runs[2].manifest["experiment"] = "ppl-base";
+    auto t = build_table(runs, {});
+    CHECK(t.notes.at(0) == "runs: 3 completed, experiments ppl; ppl-base");
 }
 
 TEST_CASE("no completed runs is an error, not an empty table") {
