@@ -8,7 +8,8 @@
 //     with the producer against one without; a decode step captured as a CUDA graph against the same
 //     step run eagerly (equal) and against KV-cache decoding, with each back-end bound and with the
 //     fused decode attention kernel and ATen's (layer 0's cache bit-identical either way); q, k, v as
-//     one GEMM against three, on every back-end.
+//     one GEMM against three, on every back-end; the SiLU x up kernel on a fused gate_up's strided
+//     slices against ATen's silu(gate) * up (equal: prefill takes the kernel there).
 #include "backends/backend.h"
 #include "config.h"
 #include "model/decode_graph.h"
@@ -411,6 +412,26 @@ TEST_CASE("fused projections on every CUDA back-end: q, k, v as one GEMM give ea
                 CHECK_MESSAGE(over == 0, over << " outputs beyond the bound; equal bits: " << at::equal(part, sep));
             }
         }
+    }
+}
+
+TEST_CASE("SiLU x up on a fused gate_up's strided slices: the kernel gives ATen's bits (what prefill runs)") {
+    c10::InferenceMode guard;
+    const at::Device cuda(at::kCUDA);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(19);
+    const auto model = llama_make_synthetic(qb::test::llama_config_of(256, 512, 2, 4, 2, 96), 5, at::kHalf, cuda);
+    for (int64_t m : {1, 3, 200}) {
+        CAPTURE(m);
+        // gate spans silu's two tails and its bend (|x| up to ~40), a few rows carry fp16 extremes
+        // (exp overflows to inf: -x / inf = -0), up is signed and wide.
+        auto y = at::randn({m, 1024}, gen) * 8;
+        y.index_put_({0, at::indexing::Slice(0, 8)}, at::tensor({0.f, -0.f, 65504.f, -65504.f, 88.f, -88.f, 1e-7f, -1e-7f}));
+        y = y.to(at::kHalf).to(cuda);
+        const auto gate = y.narrow(1, 0, 512), up = y.narrow(1, 512, 512);
+        REQUIRE(gate.stride(0) == 1024);
+        const auto aten = at::silu(gate) * up, kernel = fused_silu_mul(model, gate, up);
+        CHECK(kernel.is_contiguous());
+        CHECK_MESSAGE(at::equal(kernel, aten), (kernel.to(at::kFloat) != aten.to(at::kFloat)).sum().item<int64_t>() << " of " << aten.numel() << " differ");
     }
 }
 
