@@ -7,6 +7,7 @@
 #include "decode_attn/decode_attn.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -18,14 +19,29 @@ constexpr int block_threads = 256, block_warps = block_threads / 32;
 constexpr int rows_per_warp = decode_attn_chunk / block_warps;
 static_assert(decode_attn_chunk == 64, "the softmax gives each lane two positions of the chunk");
 static_assert(decode_attn_max_group <= block_warps, "one warp rotates each query head of the group");
+static_assert(rows_per_warp == 8, "the scores' transposed reduction sums 8 rows per warp");
 
 __host__ __device__ constexpr size_t align256(size_t n) { return (n + 255) / 256 * 256; }
+// The SM count of the current device, asked of the runtime once per device (eager decode launches
+// this kernel 32 times a step).
+int sm_count() {
+    constexpr int max_devices = 64;
+    static std::atomic<int> cached[max_devices] = {};
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return 132;
+    if (device >= 0 && device < max_devices)
+        if (const int n = cached[device].load(std::memory_order_relaxed); n > 0) return n;
+    int sms = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sms <= 0) return 132;
+    if (device >= 0 && device < max_devices) cached[device].store(sms, std::memory_order_relaxed);
+    return sms;
+}
+
 // Blocks per (sequence, KV head): enough for about two blocks per SM over the whole grid, at most one
 // per 64-row chunk of the cache. Fixed by the shapes and the device, not by pos (a captured graph
 // replays the same grid at every position); each block takes its share of 0..pos.
 int splits_of(int batch, int kv_heads, int capacity) {
-    int device = 0, sms = 132;
-    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) sms = 132;
+    const int sms = sm_count();
     const long long groups = (long long)batch * kv_heads;
     const long long want = (2LL * sms + groups - 1) / groups;
     return int(std::max(1LL, std::min<long long>(want, (capacity + decode_attn_chunk - 1) / decode_attn_chunk)));
@@ -103,10 +119,48 @@ __device__ __forceinline__ float warp_sum(float v) {
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
     return v;
 }
+
+// The warp sums of R = 8 values at once, by the same butterfly as warp_sum (xor 16, 8, 4, 2, 1: the
+// same pairs added in the same tree, so each sum has warp_sum's bits), but transposed: at each of the
+// first three levels a lane keeps the half of its values that its partner does not, so 8 sums cost
+// 4 + 2 + 1 + 1 + 1 = 9 shuffles instead of 40, and in one dependency chain instead of eight.
+// Returns the sum of v[row_of_lane(lane)]; every lane whose (lane & 3) == 0 holds a distinct row's.
+__device__ __forceinline__ int transposed_row(int lane) { return ((lane >> 4) & 1) * 4 + ((lane >> 3) & 1) * 2 + ((lane >> 2) & 1); }
+__device__ __forceinline__ float warp_sums_transposed(const float (&v)[8], int lane) {
+    float h4[4], h2[2];
+    const bool hi16 = lane & 16, hi8 = lane & 8, hi4 = lane & 4;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float send = hi16 ? v[i] : v[i + 4], keep = hi16 ? v[i + 4] : v[i];
+        h4[i] = keep + __shfl_xor_sync(0xffffffffu, send, 16);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const float send = hi8 ? h4[i] : h4[i + 2], keep = hi8 ? h4[i + 2] : h4[i];
+        h2[i] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
+    }
+    const float send = hi4 ? h2[0] : h2[1], keep = hi4 ? h2[1] : h2[0];
+    float s = keep + __shfl_xor_sync(0xffffffffu, send, 4);
+    s += __shfl_xor_sync(0xffffffffu, s, 2);
+    s += __shfl_xor_sync(0xffffffffu, s, 1);
+    return s;
+}
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
     return v;
+}
+
+// This lane's E values of a cached row as fp32: the row at pos from shared memory (the kernel's own
+// write, which the cache read in flight predates), any other from the loaded word.
+template <int E>
+__device__ __forceinline__ void row_values(const typename lane_word<E>::type &w, bool is_pos, const float *new_row_s, int lane, float (&x)[E]) {
+    if (is_pos) {
+#pragma unroll
+        for (int e = 0; e < E; ++e) x[e] = new_row_s[E * lane + e];
+    } else {
+        to_float<E>(w, x);
+    }
 }
 
 // Positions per block: an equal share of 0..pos for each of the `splits` blocks of a group, in whole
@@ -206,26 +260,26 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
         if (c + 1 < chunks) load_chunk(c + 1, kn, vn); // in flight while this chunk is computed
         __syncthreads(); // q_s, new_*_s and the running max / sum ready; p_s free again
 
+        // Scores: every row's partial dot products first, then one transposed reduction per head.
+        // Rows at or past n hold stale words; their sums are computed and never stored (a lane's
+        // sum mixes nothing of other rows).
+        const int my_row = transposed_row(lane), my_t = warp + block_warps * my_row;
 #pragma unroll
-        for (int i = 0; i < rows_per_warp; ++i) {
-            const int t = warp + block_warps * i;
-            if (t >= n) break; // warp-uniform
-            float kf[E];
-            if (c0 + t == pos) {
+        for (int r = 0; r < G; ++r) {
+            if (r >= group) break;
+            float qr[E], dot[rows_per_warp];
 #pragma unroll
-                for (int e = 0; e < E; ++e) kf[e] = new_k_s[E * lane + e];
-            } else {
-                to_float<E>(kw[i], kf);
+            for (int e = 0; e < E; ++e) qr[e] = q_s[r][E * lane + e];
+#pragma unroll
+            for (int i = 0; i < rows_per_warp; ++i) {
+                float kf[E]; // converted again per head: 8 rows of fp32 keys would not fit beside the loads in flight
+                row_values<E>(kw[i], c0 + warp + block_warps * i == pos, new_k_s, lane, kf);
+                dot[i] = 0.f;
+#pragma unroll
+                for (int e = 0; e < E; ++e) dot[i] = fmaf(qr[e], kf[e], dot[i]);
             }
-#pragma unroll
-            for (int r = 0; r < G; ++r) {
-                if (r >= group) break;
-                float dot = 0.f;
-#pragma unroll
-                for (int e = 0; e < E; ++e) dot = fmaf(q_s[r][E * lane + e], kf[e], dot);
-                dot = warp_sum(dot);
-                if (lane == 0) p_s[r][t] = dot * scale;
-            }
+            const float sum = warp_sums_transposed(dot, lane);
+            if ((lane & 3) == 0 && my_t < n) p_s[r][my_t] = sum * scale;
         }
         __syncthreads();
 
@@ -254,12 +308,7 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
             const int t = warp + block_warps * i;
             if (t >= n) break;
             float vf[E];
-            if (c0 + t == pos) {
-#pragma unroll
-                for (int e = 0; e < E; ++e) vf[e] = new_v_s[E * lane + e];
-            } else {
-                to_float<E>(vw[i], vf);
-            }
+            row_values<E>(vw[i], c0 + t == pos, new_v_s, lane, vf);
 #pragma unroll
             for (int r = 0; r < G; ++r) {
                 if (r >= group) break;
@@ -307,9 +356,12 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
     // The last block combines every split's partial in split order (fixed, whatever the timing).
     for (int idx = threadIdx.x; idx < group * D; idx += block_threads) {
         const int r = idx / D, d = idx - r * D;
+        // Unrolled so that several splits' loads are in flight at once; the sums keep split order.
         float m = -INFINITY;
+#pragma unroll 8
         for (int s = 0; s < active; ++s) m = fmaxf(m, __ldcg(partial(s, r) + D));
         float o = 0.f, l = 0.f;
+#pragma unroll 8
         for (int s = 0; s < active; ++s) {
             const float w = expf(__ldcg(partial(s, r) + D) - m);
             o = fmaf(w, __ldcg(partial(s, r) + d), o);
