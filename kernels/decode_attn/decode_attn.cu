@@ -209,7 +209,7 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
 
     // Rows of chunk c for this warp (t = warp + 8 i), all loads in flight at once. The row at pos
     // still holds the previous contents of the cache: its values come from new_k_s / new_v_s.
-    word kw[rows_per_warp], vw[rows_per_warp];
+    word kw[rows_per_warp], vw[rows_per_warp], kn[rows_per_warp], vn[rows_per_warp];
     auto load_chunk = [&](int c, word(&kr)[rows_per_warp], word(&vr)[rows_per_warp]) {
         const int c0 = begin + c * decode_attn_chunk, n = min(decode_attn_chunk, end - c0);
 #pragma unroll
@@ -221,7 +221,10 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
             }
         }
     };
+    // The first two chunks go out before the query's loads and rotation, so that the second's round
+    // trip does not wait behind the query's.
     load_chunk(0, kw, vw);
+    if (chunks > 1) load_chunk(1, kn, vn);
 
     const float *cos_row = a.rope_cos + size_t(pos) * (D / 2), *sin_row = a.rope_sin + size_t(pos) * (D / 2);
     if (warp < group) { // query head g * group + warp, rotated and rounded as the model stores it
@@ -256,8 +259,7 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
     float acc[G][E] = {};
     for (int c = 0; c < chunks; ++c) {
         const int c0 = begin + c * decode_attn_chunk, n = min(decode_attn_chunk, end - c0);
-        word kn[rows_per_warp], vn[rows_per_warp];
-        if (c + 1 < chunks) load_chunk(c + 1, kn, vn); // in flight while this chunk is computed
+        // Chunk c + 1 is in flight in kn / vn while this one is computed.
         __syncthreads(); // q_s, new_*_s and the running max / sum ready; p_s free again
 
         // Scores: every row's partial dot products first, then one transposed reduction per head.
@@ -320,6 +322,7 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
         if (c + 1 < chunks) {
 #pragma unroll
             for (int i = 0; i < rows_per_warp; ++i) kw[i] = kn[i], vw[i] = vn[i];
+            if (c + 2 < chunks) load_chunk(c + 2, kn, vn);
         }
     }
 #pragma unroll
