@@ -10,6 +10,7 @@
 #if QBENCH_HAVE_CUDA
 #include "cublas_gemm/cublas_gemm.h"
 #include "flexq_btc/flexq_btc.h"
+#include "model/half_ptr.h"
 #include "quant_pack/act_quant.h"
 #include "quant_pack/producer_quant.h"
 #include "quant_pack/w6_layout.h"
@@ -155,8 +156,8 @@ public:
         gemm_args a;
         a.m = m, a.n = int(n_), a.k = int(k_), a.a_bits = a_bits_;
         a.w = btc ? w_btc_.data_ptr() : w_imma_.data_ptr();
-        a.w_scales = reinterpret_cast<const __half *>(scales_.data_ptr<at::Half>());
-        a.out = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
+        a.w_scales = half_ptr(scales_);
+        a.out = half_ptr(out);
         return a;
     }
 
@@ -189,7 +190,7 @@ public:
         auto opts = x.options();
         auto out = at::empty({m, n_}, opts);
         const auto stream = current_stream();
-        const auto *xh = reinterpret_cast<const __half *>(x.data_ptr<at::Half>());
+        const auto *xh = half_ptr(x);
         gemm_args a = args_for(m, btc, out);
         // Where the measured tables say so (w6ax_fuse_act: small layers at small m), the GEMM
         // quantizes x itself (same codes, no quantizer kernel; it reads x in 8- and 16-byte pieces,
@@ -266,8 +267,6 @@ public:
     std::string describe() const override { return "RMSNorm and SiLU x up write w6_imma's int8 codes (producer_quant)"; }
 
 private:
-    static __half *half_ptr(const at::Tensor &t) { return reinterpret_cast<__half *>(t.data_ptr<at::Half>()); }
-
     // Allocates the codes (and y when asked) for the 2-d input `in2` of original shape `in`, runs
     // launch(m, k, y or null, codes) and returns the codes.
     template <class Launch>
@@ -391,10 +390,10 @@ public:
         auto out = at::empty({m, n}, opts);
         const auto stream = current_stream();
         auto &blas = shared_blas();
-        const auto *xh = reinterpret_cast<const __half *>(x.data_ptr<at::Half>());
-        auto *oh = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
+        const auto *xh = half_ptr(x);
+        auto *oh = half_ptr(out);
         if (kind_ == blas_kind::fp16) {
-            throw_if(blas.gemm_fp16(m, int(n), int(k), xh, reinterpret_cast<const __half *>(w_.data_ptr<at::Half>()), oh, stream), what_);
+            throw_if(blas.gemm_fp16(m, int(n), int(k), xh, half_ptr(w_), oh, stream), what_);
             return finish(out, x_in, bias_);
         }
         auto xq = at::empty({m, k}, opts.dtype(at::kChar));

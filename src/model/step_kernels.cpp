@@ -8,6 +8,7 @@
 
 #if QBENCH_HAVE_CUDA
 #include "decode_attn/decode_attn.h"
+#include "model/half_ptr.h"
 #include "quant_pack/producer_quant.h"
 
 #include <ATen/cuda/CUDAContext.h>
@@ -107,19 +108,19 @@ at::Tensor fused_step_attention(const llama_model &model, const at::Tensor &q, c
     auto out = at::empty({bsz, 1, c.n_heads * d}, q.options().memory_format(at::MemoryFormat::Contiguous));
 
     attn::decode_attn_args a;
-    a.q = reinterpret_cast<const __half *>(q.data_ptr<at::Half>());
-    a.k = reinterpret_cast<const __half *>(k.data_ptr<at::Half>());
-    a.v = reinterpret_cast<const __half *>(v.data_ptr<at::Half>());
+    a.q = half_ptr(q);
+    a.k = half_ptr(k);
+    a.v = half_ptr(v);
     a.q_stride = q.stride(0), a.k_stride = k.stride(0), a.v_stride = v.stride(0);
-    a.cache_k = reinterpret_cast<__half *>(ck.data_ptr<at::Half>());
-    a.cache_v = reinterpret_cast<__half *>(cv.data_ptr<at::Half>());
+    a.cache_k = half_ptr(ck);
+    a.cache_v = half_ptr(cv);
     a.rope_cos = model.rope_cos.data_ptr<float>();
     a.rope_sin = model.rope_sin.data_ptr<float>();
     a.rope_rows = int(model.rope_cos.size(0));
     a.rope = c.rope == rope_style::interleaved ? attn::rope_pairs::interleaved : attn::rope_pairs::half_split;
     a.pos = pos.data_ptr<int64_t>();
     a.batch = int(bsz), a.heads = int(c.n_heads), a.kv_heads = int(c.n_kv_heads), a.head_dim = int(d), a.capacity = int(capacity);
-    a.out = reinterpret_cast<__half *>(out.data_ptr<at::Half>());
+    a.out = half_ptr(out);
     a.scratch = cache.step_scratch.data_ptr();
     a.pdl = true; // scheduled while the q, k, v GEMM drains (the kernel waits for it before reading)
     if (const auto st = attn::decode_attention(a, at::cuda::getCurrentCUDAStream().stream()); !st.ok())
@@ -141,18 +142,17 @@ at::Tensor norm_kernel(const llama_model &model, const char *who, const at::Tens
     check_fp16_rows(model, x, k, who, "x");
     check_fp16_rows(model, gain, k, who, "gain");
     auto y = at::empty_like(x);
-    const auto *xp = reinterpret_cast<const __half *>(x.data_ptr<at::Half>()), *gp = reinterpret_cast<const __half *>(gain.data_ptr<at::Half>());
+    const auto *xp = half_ptr(x), *gp = half_ptr(gain);
     const float eps = float(model.config.norm_eps);
     const int m = int(x.numel() / k);
-    auto *yp = reinterpret_cast<__half *>(y.data_ptr<at::Half>());
+    auto *yp = half_ptr(y);
     const auto stream = at::cuda::getCurrentCUDAStream().stream();
     status st;
     if (delta) {
         check_fp16_rows(model, *delta, k, who, "delta");
         if (x.sizes() != delta->sizes()) fail("{}: x [{}] and delta [{}] differ", who, fmt::join(x.sizes(), ", "), fmt::join(delta->sizes(), ", "));
         *sum = at::empty_like(x);
-        st = w6::add_rmsnorm_quant_int8(xp, reinterpret_cast<const __half *>(delta->data_ptr<at::Half>()), gp, eps, m, int(k),
-                                        reinterpret_cast<__half *>(sum->data_ptr<at::Half>()), yp, w6::act_codes_out{}, stream, /*pdl=*/true);
+        st = w6::add_rmsnorm_quant_int8(xp, half_ptr(*delta), gp, eps, m, int(k), half_ptr(*sum), yp, w6::act_codes_out{}, stream, /*pdl=*/true);
     } else {
         st = w6::rmsnorm_quant_int8(xp, gp, eps, m, int(k), yp, w6::act_codes_out{}, stream, /*pdl=*/true);
     }
@@ -187,10 +187,8 @@ at::Tensor fused_silu_mul(const llama_model &model, const at::Tensor &gate, cons
     auto g = rows_of(gate, k), u = rows_of(up, k);
     if (g.ld != u.ld || g.ld % 4) g = rows_of(gate.contiguous(), k), u = rows_of(up.contiguous(), k);
     auto y = at::empty(gate.sizes(), gate.options().memory_format(at::MemoryFormat::Contiguous));
-    const auto st = w6::silu_mul_quant_int8(reinterpret_cast<const __half *>(g.rows.data_ptr<at::Half>()),
-                                            reinterpret_cast<const __half *>(u.rows.data_ptr<at::Half>()), int(g.ld), int(g.rows.size(0)), int(k),
-                                            reinterpret_cast<__half *>(y.data_ptr<at::Half>()), w6::act_codes_out{}, at::cuda::getCurrentCUDAStream().stream(),
-                                            /*pdl=*/true);
+    const auto st = w6::silu_mul_quant_int8(half_ptr(g.rows), half_ptr(u.rows), int(g.ld), int(g.rows.size(0)), int(k), half_ptr(y), w6::act_codes_out{},
+                                            at::cuda::getCurrentCUDAStream().stream(), /*pdl=*/true);
     if (!st.ok()) fail("fused SiLU x up: {}", st.reason);
     return y;
 #endif
