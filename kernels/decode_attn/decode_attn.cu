@@ -2,12 +2,12 @@
 // chunk warp w handles rows w, w + 8, ..., each lane D / 32 elements of a row, so a row is one
 // coalesced read per warp.
 #include "common/cuda_check.h"
+#include "common/device_info.h"
 #include "common/pdl_launch.h"
 #include "common/sm90_async.cuh"
 #include "decode_attn/decode_attn.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -22,26 +22,11 @@ static_assert(decode_attn_max_group <= block_warps, "one warp rotates each query
 static_assert(rows_per_warp == 8, "the scores' transposed reduction sums 8 rows per warp");
 
 __host__ __device__ constexpr size_t align256(size_t n) { return (n + 255) / 256 * 256; }
-// The SM count of the current device, asked of the runtime once per device (eager decode launches
-// this kernel 32 times a step).
-int sm_count() {
-    constexpr int max_devices = 64;
-    static std::atomic<int> cached[max_devices] = {};
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) return 132;
-    if (device >= 0 && device < max_devices)
-        if (const int n = cached[device].load(std::memory_order_relaxed); n > 0) return n;
-    int sms = 0;
-    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sms <= 0) return 132;
-    if (device >= 0 && device < max_devices) cached[device].store(sms, std::memory_order_relaxed);
-    return sms;
-}
-
 // Blocks per (sequence, KV head): enough for about two blocks per SM over the whole grid, at most one
 // per 64-row chunk of the cache. Fixed by the shapes and the device, not by pos (a captured graph
 // replays the same grid at every position); each block takes its share of 0..pos.
 int splits_of(int batch, int kv_heads, int capacity) {
-    const int sms = sm_count();
+    const int sms = qb::cuda::current_device_sm_count(); // queried once per process, as the GEMM launchers do
     const long long groups = (long long)batch * kv_heads;
     const long long want = (2LL * sms + groups - 1) / groups;
     return int(std::max(1LL, std::min<long long>(want, (capacity + decode_attn_chunk - 1) / decode_attn_chunk)));
