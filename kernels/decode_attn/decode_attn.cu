@@ -207,9 +207,12 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
         }
     };
     // The first two chunks go out before the query's loads and rotation, so that the second's round
-    // trip does not wait behind the query's.
+    // trip does not wait behind the query's. Not at G = 8: holding a second chunk across the loop
+    // beside eight heads' accumulators spills (132 bytes against 32), which cost 70B 3-5% on the
+    // H100 (session 28); there chunk c + 1 goes out at the top of iteration c.
+    constexpr bool early = G <= 4;
     load_chunk(0, kw, vw);
-    if (chunks > 1) load_chunk(1, kn, vn);
+    if (early && chunks > 1) load_chunk(1, kn, vn);
 
     const float *cos_row = a.rope_cos + size_t(pos) * (D / 2), *sin_row = a.rope_sin + size_t(pos) * (D / 2);
     if (warp < group) { // query head g * group + warp, rotated and rounded as the model stores it
@@ -245,6 +248,7 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
     for (int c = 0; c < chunks; ++c) {
         const int c0 = begin + c * decode_attn_chunk, n = min(decode_attn_chunk, end - c0);
         // Chunk c + 1 is in flight in kn / vn while this one is computed.
+        if (!early && c + 1 < chunks) load_chunk(c + 1, kn, vn);
         __syncthreads(); // q_s, new_*_s and the running max / sum ready; p_s free again
 
         // Scores: every row's partial dot products first, then one transposed reduction per head.
@@ -307,7 +311,7 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
         if (c + 1 < chunks) {
 #pragma unroll
             for (int i = 0; i < rows_per_warp; ++i) kw[i] = kn[i], vw[i] = vn[i];
-            if (c + 2 < chunks) load_chunk(c + 2, kn, vn);
+            if (early && c + 2 < chunks) load_chunk(c + 2, kn, vn);
         }
     }
 #pragma unroll
