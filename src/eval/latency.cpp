@@ -133,6 +133,7 @@ public:
                 row["graph_capture_ms"] = graph->capture_ms();
                 row["graph_nodes"] = graph->nodes();
                 row["graph_kernels"] = graph->kernels();
+                row["graph_node_types"] = graph->node_types();
             }
             ctx.record.add_metric(row);
             json dt = metric_row("latency", "decode_tokens_per_s", double(batch_) / (d / 1000.0), "tokens/s");

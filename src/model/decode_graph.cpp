@@ -14,8 +14,11 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace qb {
@@ -29,8 +32,44 @@ struct decode_step_graph::impl {
     at::Tensor tokens, pos, logits; // the graph's input and output tensors, fixed addresses
     std::unique_ptr<at::cuda::CUDAGraph> graph; // made after the checks: constructing one touches the CUDA runtime
     int64_t nodes = 0, kernels = 0;
+    std::string node_types;
     double capture_ms = 0;
 };
+
+namespace {
+
+const char *node_type_name(cudaGraphNodeType type) {
+    switch (type) {
+    case cudaGraphNodeTypeKernel: return "kernel";
+    case cudaGraphNodeTypeMemcpy: return "memcpy";
+    case cudaGraphNodeTypeMemset: return "memset";
+    case cudaGraphNodeTypeHost: return "host";
+    case cudaGraphNodeTypeGraph: return "child graph";
+    case cudaGraphNodeTypeEmpty: return "empty";
+    case cudaGraphNodeTypeWaitEvent: return "event wait";
+    case cudaGraphNodeTypeEventRecord: return "event record";
+    case cudaGraphNodeTypeMemAlloc: return "mem alloc";
+    case cudaGraphNodeTypeMemFree: return "mem free";
+    default: return "other";
+    }
+}
+
+// "kernel 418, memset 128": the types of a graph's nodes, most frequent first. Kernel launches
+// alone do not say what else a step replays (a library's memsets, event nodes between streams).
+std::string describe_node_types(const std::vector<cudaGraphNode_t> &nodes) {
+    std::map<std::string, int64_t> counts;
+    for (auto n : nodes) {
+        cudaGraphNodeType type;
+        ++counts[cudaGraphNodeGetType(n, &type) == cudaSuccess ? node_type_name(type) : "unknown"];
+    }
+    std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
+    std::stable_sort(sorted.begin(), sorted.end(), [](const auto &a, const auto &b) { return a.second > b.second; });
+    std::string out;
+    for (const auto &[name, count] : sorted) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", name, count);
+    return out;
+}
+
+} // namespace
 
 decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache, bool fused) : impl_(std::make_unique<impl>()) {
     const auto started = std::chrono::steady_clock::now();
@@ -83,6 +122,7 @@ decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache, 
                     cudaGraphNodeType type;
                     if (cudaGraphNodeGetType(n, &type) == cudaSuccess && type == cudaGraphNodeTypeKernel) ++p.kernels;
                 }
+                p.node_types = describe_node_types(nodes);
             }
         }
         p.graph->instantiate();
@@ -99,6 +139,7 @@ decode_step_graph::~decode_step_graph() = default;
 
 int64_t decode_step_graph::nodes() const { return impl_->nodes; }
 int64_t decode_step_graph::kernels() const { return impl_->kernels; }
+std::string decode_step_graph::node_types() const { return impl_->node_types; }
 double decode_step_graph::capture_ms() const { return impl_->capture_ms; }
 
 at::Tensor decode_step_graph::step(const at::Tensor &tokens) {
@@ -127,6 +168,7 @@ decode_step_graph::~decode_step_graph() = default;
 
 int64_t decode_step_graph::nodes() const { return 0; }
 int64_t decode_step_graph::kernels() const { return 0; }
+std::string decode_step_graph::node_types() const { return {}; }
 double decode_step_graph::capture_ms() const { return 0; }
 
 at::Tensor decode_step_graph::step(const at::Tensor &) { fail("decode graph: this qbench was built without CUDA"); }

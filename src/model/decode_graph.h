@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace qb {
 
@@ -40,6 +41,8 @@ public:
     // The captured step's size: graph nodes, and of those kernel launches.
     int64_t nodes() const;
     int64_t kernels() const;
+    // Every node type with its count, most frequent first ("kernel 418, memset 128").
+    std::string node_types() const;
     // Wall time of the construction: warm-up steps, capture, instantiation.
     double capture_ms() const;
 
