@@ -7,7 +7,8 @@
 //                       epilogue kernel. `fused_epilogue()` says which one ran.
 //   cublas_w8a8_legacy: the FlexQ paper's baseline call: cublasGemmEx int8 NN, int32 out, no
 //                       epilogue (weights read as a [K, N] row-major matrix).
-// Handles and workspaces live in a `cublas_context` (one per stream/thread).
+// Handles and one 32 MB workspace live in a `cublas_context`; both cuBLAS and cuBLASLt calls use that
+// workspace, so a context serves one stream at a time (qbench runs every layer on one stream).
 #pragma once
 #include "core/status.h"
 
@@ -41,6 +42,7 @@ public:
     const std::string &lt_note() const { return note_; }
 
 private:
+    status bind_stream(cudaStream_t stream); // the stream, and our workspace again (cublasSetStream drops it)
     struct impl;
     std::unique_ptr<impl> p_;
     bool fused_ = false;

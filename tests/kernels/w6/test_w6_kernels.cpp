@@ -12,7 +12,8 @@
 //   - decode8's K split per block (decode8_k_split: 8, 6, 4, 3, 2 or 1 warps) on layers of few and
 //     of many row tiles;
 //   - fp16 outputs within a stated tolerance of the double-precision reference, with tiny and huge
-//     scales; w6_imma and flexq_btc agree; cuBLASLt W8A8 and the legacy call against the CPU.
+//     scales; w6_imma and flexq_btc agree; cuBLASLt W8A8 and the legacy call against the CPU;
+//   - cuBLAS calls captured in a CUDA graph: no allocation nodes, the direct call's bits.
 // One line per failure: identity, metric, value, threshold.
 #include "act_code_exhaustive.h"
 #include "kernels/device_buffer.h"
@@ -761,6 +762,69 @@ TEST_CASE("cuBLASLt W8A8 (TN, per-token x per-channel scales) and the legacy cub
         if (!st2.ok()) MESSAGE("cublas_w8a8_legacy refused: " << st2.reason);
         CHECK(leg_fails == 0);
     }
+}
+
+TEST_CASE("cuBLAS calls captured in a CUDA graph allocate nothing and replay the direct call's bits") {
+    // cublasSetStream drops a handle's workspace. Had the context not set its own again, these
+    // split-K shapes (M = 1 on N = 4096, as o and down in a LLaMA-2-7B decode step) would put a
+    // cudaMallocAsync and its free into the graph, which the fp16 baseline then replays per token.
+    cublas_context ctx;
+    REQUIRE(ctx.init().ok());
+    cudaStream_t stream = nullptr;
+    REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+    std::mt19937 rng(47);
+    auto check_capture = [&](const char *what, auto &out, auto launch) {
+        CAPTURE(what);
+        REQUIRE(launch(stream).ok());
+        REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+        const auto direct = out.download();
+        out.poison();
+        cudaGraph_t graph = nullptr;
+        REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+        const auto st = launch(stream);
+        REQUIRE(cudaStreamEndCapture(stream, &graph) == cudaSuccess);
+        REQUIRE_MESSAGE(st.ok(), st.reason);
+        size_t count = 0;
+        REQUIRE(cudaGraphGetNodes(graph, nullptr, &count) == cudaSuccess);
+        std::vector<cudaGraphNode_t> nodes(count);
+        REQUIRE(cudaGraphGetNodes(graph, nodes.data(), &count) == cudaSuccess);
+        int kernels = 0, allocs = 0, others = 0;
+        for (auto node : nodes) {
+            cudaGraphNodeType type;
+            REQUIRE(cudaGraphNodeGetType(node, &type) == cudaSuccess);
+            if (type == cudaGraphNodeTypeKernel) ++kernels;
+            else if (type == cudaGraphNodeTypeMemAlloc || type == cudaGraphNodeTypeMemFree) ++allocs;
+            else ++others;
+        }
+        MESSAGE(what << ": " << kernels << " kernel nodes, " << allocs << " alloc/free nodes, " << others << " others");
+        CHECK(kernels >= 1);
+        CHECK(allocs == 0);
+        cudaGraphExec_t exec = nullptr;
+        REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+        REQUIRE(cudaGraphLaunch(exec, stream) == cudaSuccess);
+        REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+        CHECK(out.download() == direct); // the same algorithm and workspace: the same bits
+        cudaGraphExecDestroy(exec);
+        cudaGraphDestroy(graph);
+    };
+    for (auto [m, n, k] : {std::tuple{1, 4096, 4096}, std::tuple{1, 4096, 11008}, std::tuple{8, 4096, 11008}}) {
+        CAPTURE(m);
+        CAPTURE(n);
+        CAPTURE(k);
+        dbuf<uint16_t> x(random_x(m, k, rng, 1.f)), w(random_x(n, k, rng, 0.05f)), out(size_t(m) * n);
+        check_capture("fp16", out, [&](cudaStream_t s) {
+            return ctx.gemm_fp16(m, n, k, reinterpret_cast<const __half *>(x.ptr), reinterpret_cast<const __half *>(w.ptr),
+                                 reinterpret_cast<__half *>(out.ptr), s);
+        });
+        std::uniform_int_distribution<int> c(-127, 127);
+        std::vector<int8_t> xi(size_t(m) * k), wi(size_t(k) * n);
+        for (auto &v : xi) v = int8_t(c(rng) | 1);
+        for (auto &v : wi) v = int8_t(c(rng) | 1);
+        dbuf<int8_t> dxi(xi), dwi(wi);
+        dbuf<int32_t> acc(size_t(m) * n);
+        check_capture("legacy int8", acc, [&](cudaStream_t s) { return ctx.gemm_w8a8_legacy(m, n, k, dxi.ptr, dwi.ptr, acc.ptr, s); });
+    }
+    cudaStreamDestroy(stream);
 }
 
 TEST_CASE("w6ax picks a back-end for every m") {
