@@ -12,6 +12,7 @@
 #include "decode_attn/decode_attn.h"
 #include "decode_attn/decode_attn_ref.h"
 #include "kernels/device_buffer.h"
+#include "kernels/random_halves.h"
 #include "quant_pack/w6_ref.h"
 
 #include <cuda_fp16.h>
@@ -32,18 +33,7 @@ namespace {
 
 template <class T>
 using dbuf = qb::test::device_buffer<T>;
-
-
-std::vector<uint16_t> random_halves(size_t n, float amp, std::mt19937 &rng) {
-    std::uniform_real_distribution<float> dist(-amp, amp);
-    std::vector<uint16_t> h(n);
-    for (auto &x : h) {
-        float v = dist(rng);
-        if (std::fabs(v) < 1e-3f) v = 1e-3f; // never zero
-        x = float_to_half(v);
-    }
-    return h;
-}
+using qb::test::random_halves;
 
 struct setup {
     int batch, heads, kv_heads, head_dim, capacity;

@@ -17,6 +17,7 @@
 // One line per failure: identity, metric, value, threshold.
 #include "act_code_exhaustive.h"
 #include "kernels/device_buffer.h"
+#include "kernels/random_halves.h"
 #include "common/device_info.h"
 #include "cublas_gemm/cublas_gemm.h"
 #include "flexq_btc/flexq_btc.h"
@@ -46,18 +47,7 @@ namespace {
 
 template <class T>
 using dbuf = qb::test::device_buffer<T>;
-
-
-std::vector<uint16_t> random_x(int m, int k, std::mt19937 &rng, float range) {
-    std::uniform_real_distribution<float> d(-range, range);
-    std::vector<uint16_t> x(size_t(m) * k);
-    for (auto &v : x) {
-        float f = d(rng);
-        if (f == 0.f) f = range / 3;
-        v = float_to_half(f);
-    }
-    return x;
-}
+using qb::test::random_halves;
 
 quantized_weights random_weights(int n, int k, std::mt19937 &rng, float s_lo, float s_hi) {
     quantized_weights w;
@@ -153,7 +143,6 @@ case_result run_case(const char *who, int m, int n, int k, int a_bits, const qua
     return r;
 }
 
-
 // fp16 bit patterns on a line (..., -2 ulp, -1 ulp, -0 = 0, 1 ulp, ...): the distance in ulps.
 int half_order(uint16_t h) { return (h & 0x8000) ? -int(h & 0x7FFF) : int(h); }
 
@@ -176,7 +165,7 @@ TEST_CASE("act_quant: int8 codes, bit planes and per-token codes are bit-exact a
     for (int m : {1, 3, 8, 17, 118})
         for (int k : {128, 384, 4096})
             for (int bits : {6, 8}) {
-                auto x = random_x(m, k, rng, 4.f);
+                auto x = random_halves(size_t(m) * k, 4.f, rng);
                 // Exact ties: a group whose absmax is 31 (6-bit scale 1): codes rint(x) with .5 values.
                 if (k >= 256) {
                     x[128] = float_to_half(31.f);
@@ -232,11 +221,11 @@ TEST_CASE("RMSNorm and SiLU x up with the quantizer inside: codes bit-exact for 
         for (int k : {128, 384, 4096, 11008, 28672}) {
             if (k == 28672 && m > 17) continue;
             const int groups = k / 128;
-            auto x = random_x(m, k, rng, 4.f);
+            auto x = random_halves(size_t(m) * k, 4.f, rng);
             for (int i = 0; i < k; ++i) x[size_t(m - 1) * k + i] = 0; // an all-zero token: y = 0, scale 0
             std::vector<uint16_t> gain(k);
             for (auto &v : gain) v = float_to_half(gain_d(rng));
-            auto gate_up = random_x(m, 2 * k, rng, 8.f); // [m, 2k]: gate | up, as a fused gate_up GEMM writes
+            auto gate_up = random_halves(size_t(m) * 2 * k, 8.f, rng); // [m, 2k]: gate | up, as a fused gate_up GEMM writes
             for (int i = 0; i < 32; ++i) gate_up[i] = float_to_half(-20.f + i * 0.5f); // silu's flat tail
             const float eps = 1e-5f;
             dbuf<uint16_t> dx(x), dgain(gain), dgu(gate_up);
@@ -286,7 +275,7 @@ TEST_CASE("RMSNorm and SiLU x up with the quantizer inside: codes bit-exact for 
                         // The residual add in the same pass: the sum bit-exact to the model's fp16
                         // add (fp32 sum, one rounding), y and codes bit-identical to the plain kernel's
                         // on that sum.
-                        const auto delta = random_x(m, k, rng, 2.f);
+                        const auto delta = random_halves(size_t(m) * k, 2.f, rng);
                         std::vector<uint16_t> sum_ref(delta.size());
                         for (size_t i = 0; i < delta.size(); ++i) sum_ref[i] = float_to_half(half_to_float(x[i]) + half_to_float(delta[i]));
                         dbuf<uint16_t> dd(delta), dsum(delta.size()), dy3(delta.size()), dy4(delta.size());
@@ -373,7 +362,7 @@ TEST_CASE("w6_imma with the quantizer fused in (m <= 8): integers bit-exact, out
             for (int a_bits : {6, 8}) {
                 const int n = nk[0], k = nk[1], groups = k / 128;
                 auto w = random_weights(n, k, rng, 0.002f, 0.05f);
-                auto x = random_x(m, k, rng, 3.f);
+                auto x = random_halves(size_t(m) * k, 3.f, rng);
                 // Groups that exercise the scale: all zero (scale 0, codes 0), exact ties (absmax 31),
                 // fp16 subnormals only, and large values; each in some token of each problem.
                 for (int i = 0; i < 128; ++i) x[size_t(m - 1) * k + i] = 0;
@@ -423,7 +412,7 @@ TEST_CASE("w6_imma and flexq_btc: per-group int32 bit-exact, fp16 within toleran
             const int n = nk[0], k = nk[1];
             auto w = random_weights(n, k, rng, 0.002f, 0.05f);
             for (int a_bits : {6, 8}) {
-                auto x = random_x(m, k, rng, 3.f);
+                auto x = random_halves(size_t(m) * k, 3.f, rng);
                 auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
                 std::vector<uint16_t> out_imma, out_btc;
                 auto ri = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_imma);
@@ -454,7 +443,7 @@ TEST_CASE("w6_imma: the mma.sync mid and token-tiled paths stay exact where the 
         for (int a_bits : {6, 8}) {
             const int n = 100, k = 384;
             auto w = random_weights(n, k, rng, 0.002f, 0.05f);
-            auto x = random_x(m, k, rng, 3.f);
+            auto x = random_halves(size_t(m) * k, 3.f, rng);
             auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
             auto r = run_case("w6_imma", m, n, k, a_bits, w, qa, nullptr, false);
             CHECK_MESSAGE(r.acc_mismatch == 0, "w6_imma mma.sync a" << a_bits << " m=" << m);
@@ -469,7 +458,7 @@ TEST_CASE("w6 kernels: tiny and huge scales are multiplied in fp32 (no fp16 unde
     // products 1e-5 * 1e-3 would be 0 in fp16; 1e4 * 1e-6 is fine in fp32 only.
     for (auto [lo, hi, xr] : {std::tuple{1e-5f, 2e-5f, 0.03f}, std::tuple{5e3f, 1e4f, 1e-4f}}) {
         auto w = random_weights(n, k, rng, lo, hi);
-        auto x = random_x(m, k, rng, xr);
+        auto x = random_halves(size_t(m) * k, xr, rng);
         for (int a_bits : {6, 8}) {
             auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
             for (const char *who : {"w6_imma", "flexq_btc"}) {
@@ -490,7 +479,7 @@ TEST_CASE("w6 kernels: LLaMA-7B shapes at decode sizes, bit-exact") {
     for (auto [n, k] : {std::pair{4096, 4096}, std::pair{4096, 11008}, std::pair{160, 8192}})
         for (int m : {1, 8}) {
             auto w = random_weights(n, k, rng, 0.001f, 0.02f);
-            auto x = random_x(m, k, rng, 2.f);
+            auto x = random_halves(size_t(m) * k, 2.f, rng);
             const int a_bits = k == 11008 ? 8 : 6;
             auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
             for (const char *who : {"w6_imma", "flexq_btc"}) {
@@ -506,7 +495,7 @@ TEST_CASE("w6 kernels: LLaMA-7B shapes at decode sizes, bit-exact") {
 static void check_decode8_split(int ks, int m, int n, int k, int a_bits, int sms, std::mt19937 &rng) {
     REQUIRE(decode8_k_split(m, n, k / 128, sms) == ks);
     auto w = random_weights(n, k, rng, 0.002f, 0.05f);
-    auto x = random_x(m, k, rng, 3.f);
+    auto x = random_halves(size_t(m) * k, 3.f, rng);
     auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
     std::vector<uint16_t> out_imma, out_fused;
     const auto ri = run_case("w6_imma", m, n, k, a_bits, w, qa, &out_imma);
@@ -569,7 +558,7 @@ TEST_CASE("decode8 with two row tiles per warp (layers of more row tiles than a 
             REQUIRE(decode8_row_tiles_per_warp(m, n, sms) == 2);
             const int a_bits = m == 5 ? 6 : 8;
             auto w = random_weights(n, k, rng, 0.002f, 0.05f);
-            auto x = random_x(m, k, rng, 3.f);
+            auto x = random_halves(size_t(m) * k, 3.f, rng);
             auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
             const auto ri = run_case("w6_imma", m, n, k, a_bits, w, qa);
             const auto rb = run_case("flexq_btc", m, n, k, a_bits, w, qa); // one row tile per warp
@@ -586,7 +575,7 @@ TEST_CASE("w6_imma: prefill sizes over long K (many pipeline rounds), bit-exact"
     std::mt19937 rng(19);
     for (auto [m, n, k] : {std::tuple{256, 1024, 8192}, std::tuple{129, 160, 4096}, std::tuple{512, 384, 2048}}) {
         auto w = random_weights(n, k, rng, 0.001f, 0.02f);
-        auto x = random_x(m, k, rng, 2.f);
+        auto x = random_halves(size_t(m) * k, 2.f, rng);
         for (int a_bits : {6, 8}) {
             auto qa = quantize_acts_ref(x.data(), m, k, a_bits, 128);
             auto r = run_case("w6_imma", m, n, k, a_bits, w, qa);
@@ -677,7 +666,7 @@ TEST_CASE("layers chained by programmatic dependent launch give the same bits as
     REQUIRE(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) == cudaSuccess);
     int chains = 0;
     for (const int m : {1, 5, 8, 24, 200}) {
-        dbuf<uint16_t> x0(random_x(m, dims[0], rng, 2.f));
+        dbuf<uint16_t> x0(random_halves(size_t(m) * dims[0], 2.f, rng));
         std::vector<chain_mode> modes{chain_mode::imma};
         if (m <= 8) modes.push_back(chain_mode::imma_fused);
         if (m <= 24) modes.push_back(chain_mode::btc);
@@ -811,7 +800,7 @@ TEST_CASE("cuBLAS calls captured in a CUDA graph allocate nothing and replay the
         CAPTURE(m);
         CAPTURE(n);
         CAPTURE(k);
-        dbuf<uint16_t> x(random_x(m, k, rng, 1.f)), w(random_x(n, k, rng, 0.05f)), out(size_t(m) * n);
+        dbuf<uint16_t> x(random_halves(size_t(m) * k, 1.f, rng)), w(random_halves(size_t(n) * k, 0.05f, rng)), out(size_t(m) * n);
         check_capture("fp16", out, [&](cudaStream_t s) {
             return ctx.gemm_fp16(m, n, k, reinterpret_cast<const __half *>(x.ptr), reinterpret_cast<const __half *>(w.ptr),
                                  reinterpret_cast<__half *>(out.ptr), s);
