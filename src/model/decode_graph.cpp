@@ -54,8 +54,8 @@ const char *node_type_name(cudaGraphNodeType type) {
     }
 }
 
-// "kernel 418, memset 128": the types of a graph's nodes, most frequent first. Kernel launches
-// alone do not say what else a step replays (a library's memsets, event nodes between streams).
+// "kernel 324, mem alloc 64, mem free 64": a graph's node types, most frequent first. Kernel launches
+// alone do not say what else a step replays (a library's allocations or memsets, event nodes).
 std::string describe_node_types(const std::vector<cudaGraphNode_t> &nodes) {
     std::map<std::string, int64_t> counts;
     for (auto n : nodes) {

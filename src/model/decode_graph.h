@@ -41,7 +41,7 @@ public:
     // The captured step's size: graph nodes, and of those kernel launches.
     int64_t nodes() const;
     int64_t kernels() const;
-    // Every node type with its count, most frequent first ("kernel 418, memset 128").
+    // Every node type with its count, most frequent first ("kernel 324, mem alloc 64, mem free 64").
     std::string node_types() const;
     // Wall time of the construction: warm-up steps, capture, instantiation.
     double capture_ms() const;
