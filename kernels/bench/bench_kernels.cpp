@@ -535,6 +535,9 @@ int main(int argc, char **argv) {
                                            : std::string("cold: 2x L2 read pass (clean lines) before every timed launch"));
     benchmark::AddCustomContext("w6ax_crossover", w6ax_tables_source());
     benchmark::AddCustomContext("w6_roofline", "weights+scales bytes (6.125 bits/weight) / 3.0 TB/s");
+    // Runs before ffe6c90 lack this key: their cuBLAS calls ran with cuBLAS's own workspace pool, and
+    // under --graph each split-K fp16 / legacy GEMM carried a workspace allocation in the graph.
+    benchmark::AddCustomContext("cublas_workspace", "qbench's 32 MiB, set again after every cublasSetStream");
     const backend all[] = {backend::fp16,  backend::lt_w8a8,   backend::legacy,    backend::imma,    backend::btc,  backend::w6ax,
                            backend::act_quant, backend::imma_aq, backend::btc_aq, backend::w6ax_aq, backend::lt_aq, backend::imma_fq,
                            backend::producer, backend::producer_aq, backend::producer_q};
