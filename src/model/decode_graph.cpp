@@ -54,14 +54,19 @@ const char *node_type_name(cudaGraphNodeType type) {
     }
 }
 
-// "kernel 324, mem alloc 64, mem free 64": a graph's node types, most frequent first. Kernel launches
-// alone do not say what else a step replays (a library's allocations or memsets, event nodes).
-std::string describe_node_types(const std::vector<cudaGraphNode_t> &nodes) {
+// Nodes per type name, each node's type asked once.
+std::map<std::string, int64_t> count_node_types(const std::vector<cudaGraphNode_t> &nodes) {
     std::map<std::string, int64_t> counts;
     for (auto n : nodes) {
         cudaGraphNodeType type;
         ++counts[cudaGraphNodeGetType(n, &type) == cudaSuccess ? node_type_name(type) : "unknown"];
     }
+    return counts;
+}
+
+// "kernel 324, mem alloc 64, mem free 64": a graph's node types, most frequent first. Kernel launches
+// alone do not say what else a step replays (a library's allocations or memsets, event nodes).
+std::string describe_node_types(const std::map<std::string, int64_t> &counts) {
     std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
     std::stable_sort(sorted.begin(), sorted.end(), [](const auto &a, const auto &b) { return a.second > b.second; });
     std::string out;
@@ -118,11 +123,9 @@ decode_step_graph::decode_step_graph(const llama_model &model, kv_cache &cache, 
             std::vector<cudaGraphNode_t> nodes(count);
             if (count && cudaGraphGetNodes(g, nodes.data(), &count) == cudaSuccess) {
                 p.nodes = int64_t(count);
-                for (auto n : nodes) {
-                    cudaGraphNodeType type;
-                    if (cudaGraphNodeGetType(n, &type) == cudaSuccess && type == cudaGraphNodeTypeKernel) ++p.kernels;
-                }
-                p.node_types = describe_node_types(nodes);
+                const auto counts = count_node_types(nodes);
+                if (const auto it = counts.find(node_type_name(cudaGraphNodeTypeKernel)); it != counts.end()) p.kernels = it->second;
+                p.node_types = describe_node_types(counts);
             }
         }
         p.graph->instantiate();
