@@ -4,13 +4,15 @@
 #   scripts/gpu-runs.sh stash                      carry .carry/smol/part-00, then (next call)
 #                                                  .carry/smol/part-01 and .carry/smol/sha256: kept in
 #                                                  /root while the machine stays warm
-#   scripts/gpu-runs.sh run [--no-tests] [EXP...]  carry .carry/gpu .carry/data
+#   scripts/gpu-runs.sh run [--no-tests] [EXP...]  carry .carry/gpu .carry/data (or, packed by
+#                                                  scripts/carry-pack.sh, .carry/pack .carry/data)
 # Set QBENCH_GIT_COMMIT / QBENCH_GIT_DIRTY (scripts/gpu-command.sh prints them): the tree arrives
 # without .git. EXP names experiments/<EXP>.yaml; `sh:<command>` runs a command with $bin (the
 # carried binaries) and $out in its environment, e.g. 'sh:$bin/qbench generate ...'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+bash scripts/carry-pack.sh unpack || exit 1 # binaries carried packed (scripts/carry-pack.sh)
 out=${OUT:-$root/gpu-out}
 mkdir -p "$out"
 stash=/root/qbench-stash

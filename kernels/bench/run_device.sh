@@ -3,7 +3,8 @@
 # (device minutes are scarce; the binaries are built on a dev machine with nvcc 13.0 for sm_90a
 # and carried in .carry/kernels together with the libbenchmark they link). The full build +
 # every test suite is scripts/gpu-check.sh; this is the kernels-only fast path.
-#   local:  kernels/bench/stage_carry.sh        (copies binaries to .carry/kernels)
+#   local:  kernels/bench/stage_carry.sh        (copies binaries to .carry/kernels; scripts/carry-pack.sh
+#                                                packs them when the carry would pass 64 MiB)
 #   device: QBENCH_GIT_COMMIT=<sha> kernels/bench/run_device.sh [--bench-filter REGEX] [--runs N] [--no-bench] [--ncu]
 #                                    [--protocols "flush rotate"] [--no-tests]
 # --runs N: N full benchmark runs back to back, bench_kernels_<sha>_run<i>.json each, gzipped
@@ -18,6 +19,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-$PWD/gpu-out}
+bash scripts/carry-pack.sh unpack || exit 1 # binaries carried packed (scripts/carry-pack.sh)
 mkdir -p "$out"
 bin=.carry/kernels
 filter="."
