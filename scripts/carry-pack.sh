@@ -35,9 +35,9 @@ case "${1:-}" in
     if [ -f "$marker" ] && [ "$(cat "$marker")" = "$sha" ]; then
       echo "carry-pack: already unpacked (${sha:0:12})"
     else
-      tar -xzf "$pack"
+      files=$(tar -xzvf "$pack")
       echo "$sha" > "$marker"
-      echo "carry-pack: unpacked $(tar -tzf "$pack" | awk -F/ 'NF > 1 && $2 != "" {print $1 "/" $2}' | sort -u | paste -sd' ') (${sha:0:12})"
+      echo "carry-pack: unpacked $(awk -F/ 'NF > 1 && $2 != "" {print $1 "/" $2}' <<< "$files" | sort -u | paste -sd' ') (${sha:0:12})"
     fi ;;
   *) echo "usage: scripts/carry-pack.sh pack [.carry/DIR...] | unpack" >&2; exit 2 ;;
 esac
