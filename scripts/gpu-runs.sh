@@ -65,7 +65,9 @@ rc=0
 if [ $tests -eq 1 ]; then
   for t in test_gpu_torch test_backends test_w6_kernels test_gpu_kernels test_decode_attn; do
     [ -x $bin/$t ] || continue
-    if $bin/$t --no-intro > "$out/$t.log" 2>&1; then echo "$t: ok"; else echo "$t: FAILED"; rc=1; fi
+    # A hung test must not take the rest of the call (one command may run 10 minutes at most).
+    if timeout ${QBENCH_TEST_TIMEOUT:-240} $bin/$t --no-intro > "$out/$t.log" 2>&1; then echo "$t: ok (done at ${SECONDS} s)"
+    else echo "$t: FAILED (rc $?, done at ${SECONDS} s)"; rc=1; fi
     grep -E "test cases|MESSAGE" "$out/$t.log" | head -12
   done
 fi
