@@ -30,6 +30,7 @@ const layout layouts[] = {
     {"llama-2-7b", 32, 32, 128, 1},
     {"llama-2-7b.b8", 32, 32, 128, 8},
     {"llama-2-70b", 64, 8, 128, 1},
+    {"llama-3-8b", 32, 8, 128, 1}, // groups of 4 at D = 128 (Mistral-7B's heads too)
     {"smollm2-135m", 9, 3, 64, 1},
 };
 const int positions[] = {127, 511, 2047, 4095};
@@ -140,6 +141,10 @@ int main(int argc, char **argv) {
                 ->Args({pos, capacity})
                 ->ArgNames({"pos", "capacity"})
                 ->UseManualTime()
+                // Fixed: left to Google Benchmark, a 10-40 us launch ran until 0.5 s of timed launches,
+                // i.e. ~50,000 2x-L2 memsets and syncs per repetition, ~13 s a row (session 32's
+                // H100 run spent 150 s on 11 rows). 300 launches a repetition; the cv rows show the spread.
+                ->Iterations(300)
                 ->Unit(benchmark::kMicrosecond);
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();

@@ -22,13 +22,19 @@ static_assert(decode_attn_max_group <= block_warps, "one warp rotates each query
 static_assert(rows_per_warp == 8, "the scores' transposed reduction sums 8 rows per warp");
 
 __host__ __device__ constexpr size_t align256(size_t n) { return (n + 255) / 256 * 256; }
+// The combine keeps every split's max and sum of a group in the block's acc_s (free by then):
+// 2 x max_splits x G floats in block_warps x G x D.
+constexpr int max_splits = 256;
+static_assert(2 * max_splits <= block_warps * 64, "the split weights and sums fit in acc_s at D = 64");
+
 // Blocks per (sequence, KV head): enough for about two blocks per SM over the whole grid, at most one
-// per 64-row chunk of the cache. Fixed by the shapes and the device, not by pos (a captured graph
-// replays the same grid at every position); each block takes its share of 0..pos.
+// per 64-row chunk of the cache, at most max_splits (binds only for one group on > 128 SMs). Fixed by
+// the shapes and the device, not by pos (a captured graph replays the same grid at every position);
+// each block takes its share of 0..pos.
 int splits_of(int batch, int kv_heads, int capacity) {
     const int sms = qb::cuda::current_device_sm_count(); // queried once per process, as the GEMM launchers do
     const long long groups = (long long)batch * kv_heads;
-    const long long want = (2LL * sms + groups - 1) / groups;
+    const long long want = std::min<long long>((2LL * sms + groups - 1) / groups, max_splits);
     return int(std::max(1LL, std::min<long long>(want, (capacity + decode_attn_chunk - 1) / decode_attn_chunk)));
 }
 
@@ -156,6 +162,63 @@ __device__ __forceinline__ int rows_per_block(int pos, int splits) {
     const int share = (pos + splits) / splits; // ceil((pos + 1) / splits)
     const int whole = (share + decode_attn_chunk - 1) / decode_attn_chunk * decode_attn_chunk;
     return max(whole, min_block_rows);
+}
+
+// The combine of a group's `active` partials ([active][group][D + 2]: output, max, sum) into out, by
+// the last block, for groups of many splits or of more outputs than threads: 1 + ceil(active / 8)
+// dependent L2 round trips. Every split's max and sum at once into scratch_s (the block's acc_s,
+// whose last reads were before the caller's barriers), then each thread's outputs together, 8 splits'
+// loads in flight per output. The per-output form in the kernel takes 2 x ceil(active / 8) round trips
+// per output and a thread's outputs one after another: 32 at LLaMA-2-70B's 32 splits (8 heads x 128
+// outputs, 4 a thread), where this form is 4-11% faster (H100, session 32); with one output a thread
+// and at most 8 splits (LLaMA-2-7B) both take 2 round trips and this one measured 1 us slower, so
+// that case keeps the per-output form. Both are the same operations in the same split order, so the
+// same bits. Not inlined: inlined, it changed the chunk loop's register allocation (ptxas, D = 128:
+// spills at G = 4 48 -> 116 bytes, G = 2 0 -> 36) and 70B ran up to 14% slower than with the call.
+template <int D, int G>
+__device__ __noinline__ void combine_splits(const float *group_partials, int group, int active, float *scratch_s, __half *out) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    auto partial = [&](int s, int r) { return group_partials + (size_t(s) * group + r) * (D + 2); };
+    float *weight_s = scratch_s, *split_sum_s = weight_s + group * active; // [group][active] each
+    for (int i = threadIdx.x; i < group * active; i += block_threads) {
+        const int r = i / active, s = i - r * active;
+        weight_s[i] = __ldcg(partial(s, r) + D); // the split's max, until it becomes its weight below
+        split_sum_s[i] = __ldcg(partial(s, r) + D + 1);
+    }
+    __syncthreads();
+    if (warp < group) { // head `warp`: its max over the splits (fmaxf is exact in any order), then weights
+        float m = -INFINITY;
+        for (int s = lane; s < active; s += 32) m = fmaxf(m, weight_s[warp * active + s]);
+        m = warp_max(m);
+        for (int s = lane; s < active; s += 32) weight_s[warp * active + s] = expf(weight_s[warp * active + s] - m);
+    }
+    __syncthreads();
+    constexpr int per_thread = (G * D + block_threads - 1) / block_threads; // outputs of a thread at most
+    float o[per_thread] = {};
+    for (int s0 = 0; s0 < active; s0 += 8) {
+        float pv[per_thread][8];
+#pragma unroll
+        for (int j = 0; j < per_thread; ++j) {
+            const int idx = threadIdx.x + j * block_threads, r = idx / D, d = idx - r * D;
+#pragma unroll
+            for (int u = 0; u < 8; ++u) pv[j][u] = idx < group * D && s0 + u < active ? __ldcg(partial(s0 + u, r) + d) : 0.f;
+        }
+#pragma unroll
+        for (int j = 0; j < per_thread; ++j) {
+            const int r = (threadIdx.x + j * block_threads) / D;
+#pragma unroll
+            for (int u = 0; u < 8; ++u)
+                if (s0 + u < active && r < group) o[j] = fmaf(weight_s[r * active + s0 + u], pv[j][u], o[j]);
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < per_thread; ++j) {
+        const int idx = threadIdx.x + j * block_threads, r = idx / D;
+        if (idx >= group * D) break;
+        float l = 0.f;
+        for (int s = 0; s < active; ++s) l = fmaf(weight_s[r * active + s], split_sum_s[r * active + s], l);
+        out[idx] = __float2half_rn(__fdiv_rn(o[j], l));
+    }
 }
 
 // G: the most query heads per KV head this instantiation holds (1, 2, 4 or 8; group <= G), so that
@@ -346,20 +409,23 @@ __global__ void __launch_bounds__(block_threads, 2) decode_attn_kernel(const dec
     if (!last_s) return;
     __threadfence();
     // The last block combines every split's partial in split order (fixed, whatever the timing).
-    for (int idx = threadIdx.x; idx < group * D; idx += block_threads) {
-        const int r = idx / D, d = idx - r * D;
-        // Unrolled so that several splits' loads are in flight at once; the sums keep split order.
-        float m = -INFINITY;
+    if (group * D > block_threads || active > 8) {
+        combine_splits<D, G>(partials + size_t(bg) * splits * group * (D + 2), group, active, &acc_s[0][0][0], out);
+    } else {
+        const int r = threadIdx.x / D, d = threadIdx.x - r * D;
+        if (r < group) { // every split's loads in flight at once, in two chains
+            float m = -INFINITY;
 #pragma unroll 8
-        for (int s = 0; s < active; ++s) m = fmaxf(m, __ldcg(partial(s, r) + D));
-        float o = 0.f, l = 0.f;
+            for (int s = 0; s < active; ++s) m = fmaxf(m, __ldcg(partial(s, r) + D));
+            float o = 0.f, l = 0.f;
 #pragma unroll 8
-        for (int s = 0; s < active; ++s) {
-            const float w = expf(__ldcg(partial(s, r) + D) - m);
-            o = fmaf(w, __ldcg(partial(s, r) + d), o);
-            l = fmaf(w, __ldcg(partial(s, r) + D + 1), l);
+            for (int s = 0; s < active; ++s) {
+                const float w = expf(__ldcg(partial(s, r) + D) - m);
+                o = fmaf(w, __ldcg(partial(s, r) + d), o);
+                l = fmaf(w, __ldcg(partial(s, r) + D + 1), l);
+            }
+            out[threadIdx.x] = __float2half_rn(__fdiv_rn(o, l));
         }
-        out[idx] = __float2half_rn(__fdiv_rn(o, l));
     }
     if (threadIdx.x == 0) counters[bg] = 0; // ready for the next launch (stream order)
 }
