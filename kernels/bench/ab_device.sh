@@ -3,7 +3,8 @@
 # so that a slow phase of the machine falls on both, and gzips one JSON per run into $OUT as
 # ab_<variant>_run<i>.json.gz. scripts/ab_compare.py reads them back (the median of each row's run
 # medians, per-row ratios, geomeans per M).
-#   local:  stage each variant's bench_kernels into .carry/ab/<variant>/ (plus libbenchmark in .carry/kernels);
+#   local:  stage each variant's bench_kernels into .carry/ab/<variant>/ (plus libbenchmark in .carry/kernels;
+#           scripts/stage-ab.sh VARIANT COMMIT [ARGS...] builds one at a commit and does both);
 #           a file .carry/ab/<variant>/args adds that variant's bench_kernels flags (e.g. --l2=rotate --graph),
 #           a file .carry/ab/<variant>/env its environment (NAME=value words), so one binary can be two variants
 #   device: kernels/bench/ab_device.sh --filter REGEX [--runs N] [--repetitions R] <variantA> <variantB>
