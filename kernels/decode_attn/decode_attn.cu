@@ -170,7 +170,7 @@ __device__ __forceinline__ int rows_per_block(int pos, int splits) {
 // whose last reads were before the caller's barriers), then each thread's outputs together, 8 splits'
 // loads in flight per output. The per-output form in the kernel takes 2 x ceil(active / 8) round trips
 // per output and a thread's outputs one after another: 32 at LLaMA-2-70B's 32 splits (8 heads x 128
-// outputs, 4 a thread), where this form is 4-11% faster (H100, session 32); with one output a thread
+// outputs, 4 a thread), where this form was 6-12% faster (H100, session 32); with one output a thread
 // and at most 8 splits (LLaMA-2-7B) both take 2 round trips and this one measured 1 us slower, so
 // that case keeps the per-output form. Both are the same operations in the same split order, so the
 // same bits. Not inlined: inlined, it changed the chunk loop's register allocation (ptxas, D = 128:
