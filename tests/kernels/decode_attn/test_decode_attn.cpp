@@ -5,9 +5,9 @@
 //   - outputs within the reference's fp32 bound plus the fp16 rounding (half an ulp);
 //   - both RoPE pairings, head_dim 64 and 128, MHA and GQA groups of 2, 3 and 8, batch 1 and 3,
 //     positions at chunk edges (0, 63, 64, 65) and the cache's last; one and several splits, and
-//     blocks that walk up to 11 chunks (the online softmax); the combine over 8, 17 and 32 splits of
-//     eight heads (LLaMA-2-70B) and over 129 and 256 splits of one head (more than a warp's lanes
-//     and the most a group gets);
+//     blocks that walk up to 11 chunks (the online softmax); the combine over 17 and 32 splits of
+//     eight heads (LLaMA-2-70B), 8 splits of four heads at D = 128, and 129 and 256 splits of one
+//     head (more than a warp's lanes, and the most a group gets); split counts as on 132 SMs;
 //   - the same launch twice gives the same bits (the split counters are reset), and a sequence of
 //     positions through one scratch buffer, as a decode loop runs;
 //   - a position outside the cache: NaN out, caches untouched; shapes the kernel cannot do: reasons.
